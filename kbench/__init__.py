@@ -1,0 +1,1 @@
+"""kbench: reference TensorFlow/Keras training workflows and benchmarks."""
