@@ -1,0 +1,264 @@
+"""Workflow specs: every training variant kbench knows, as frozen data.
+
+A :class:`WorkflowSpec` names one way of training one model: which family and
+build style, which loop (``model.fit`` or a custom ``tf.GradientTape`` loop),
+how it executes (eagerly, under ``tf.function``, or XLA-compiled) and in which
+precision. Tests, benchmarks and the CLI all read the registry in this module,
+so a variant is added in one place.
+
+Naming scheme (``WorkflowSpec.name``)::
+
+    <family>-<style>-<loop>-<execution>-<precision tag>
+    e.g.  mlp-functional-custom-xla-fp32,  cnn-sequential-fit-function-bf16
+
+Precision tags: ``fp32`` = float32, ``fp16`` = mixed_float16, ``bf16`` =
+mixed_bfloat16. Dataset, batch size, epochs, optimizer, learning rate and seed
+are settings of a named workflow, not part of its name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from types import MappingProxyType
+
+FAMILIES = ("mlp", "cnn")
+STYLES = ("sequential", "functional", "subclassed")
+LOOPS = ("fit", "custom")
+EXECUTIONS = ("eager", "function", "xla")
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+DATASETS = ("mnist_5k", "mnist", "fashion_mnist", "synthetic")
+OPTIMIZERS = ("adam", "sgd", "rmsprop")
+
+PRECISION_TAGS = MappingProxyType(
+    {"float32": "fp32", "mixed_float16": "fp16", "mixed_bfloat16": "bf16"}
+)
+_PRECISION_BY_TAG = MappingProxyType({tag: p for p, tag in PRECISION_TAGS.items()})
+
+# The fields that make up a workflow's name, in name order.
+NAME_FIELDS = ("family", "style", "loop", "execution", "precision")
+
+_CHOICES = MappingProxyType(
+    {
+        "family": FAMILIES,
+        "style": STYLES,
+        "loop": LOOPS,
+        "execution": EXECUTIONS,
+        "precision": PRECISIONS,
+        "dataset": DATASETS,
+        "optimizer": OPTIMIZERS,
+    }
+)
+
+
+class WorkflowError(ValueError):
+    """A workflow spec or name that kbench cannot accept."""
+
+
+class UpstreamBugError(RuntimeError):
+    """A spec that hits a known TensorFlow/Keras bug; kbench refuses it up front."""
+
+    def __init__(self, spec: "WorkflowSpec", issue: "KnownIssue"):
+        self.spec = spec
+        self.issue = issue
+        super().__init__(
+            f"workflow {spec.name!r} hits a known upstream bug ({issue.reference}): "
+            f"{issue.summary} It fails with: {issue.error_type.__name__}: "
+            f"{issue.error_match!r}. Workaround: {issue.workaround}"
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkflowSpec:
+    """One training variant. Validated on construction; immutable.
+
+    Args:
+        family: model family, one of ``FAMILIES``.
+        style: how the model is built, one of ``STYLES``.
+        loop: ``fit`` (Keras ``model.fit``) or ``custom`` (GradientTape loop).
+        execution: ``eager``, ``function`` (``tf.function``) or ``xla``.
+        precision: a Keras dtype policy name, one of ``PRECISIONS``.
+        dataset: dataset name understood by ``kbench.data.load_dataset``.
+        batch_size: examples per training step.
+        epochs: passes over the training split.
+        optimizer: optimizer name, one of ``OPTIMIZERS``.
+        learning_rate: the optimizer's initial learning rate.
+        seed: seeds weights, dropout and the data shuffle.
+        deterministic: also enable TF op determinism, so that two runs give
+            bitwise-identical weights on CPU (slower; Keras then refuses XLA).
+    """
+
+    family: str = "mlp"
+    style: str = "functional"
+    loop: str = "fit"
+    execution: str = "function"
+    precision: str = "float32"
+    dataset: str = "mnist_5k"
+    batch_size: int = 64
+    epochs: int = 5
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    seed: int = 0
+    deterministic: bool = False
+
+    def __post_init__(self) -> None:
+        for field, choices in _CHOICES.items():
+            value = getattr(self, field)
+            if value not in choices:
+                raise WorkflowError(f"{field} must be one of {choices}, got {value!r}")
+        _check_positive_int("batch_size", self.batch_size)
+        _check_positive_int("epochs", self.epochs)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise WorkflowError(f"seed must be a non-negative int, got {self.seed!r}")
+        if not isinstance(self.deterministic, bool):
+            raise WorkflowError(f"deterministic must be a bool, got {self.deterministic!r}")
+        lr = self.learning_rate
+        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr < float("inf"):
+            raise WorkflowError(f"learning_rate must be a positive finite number, got {lr!r}")
+
+    @property
+    def name(self) -> str:
+        """The workflow's name under the documented naming scheme."""
+        parts = [getattr(self, f) for f in NAME_FIELDS[:-1]]
+        return "-".join([*parts, PRECISION_TAGS[self.precision]])
+
+    @property
+    def known_issue(self) -> "KnownIssue | None":
+        """The known upstream bug this spec hits, if any."""
+        return next((issue for issue in KNOWN_ISSUES if issue.applies_to(self)), None)
+
+    def replace(self, **changes) -> "WorkflowSpec":
+        """A copy with some fields changed (validated again)."""
+        unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})
+        if unknown:
+            raise WorkflowError(f"unknown WorkflowSpec field(s) {unknown}")
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        """Plain fields plus the name, for result records and JSON."""
+        return {"name": self.name, **dataclasses.asdict(self)}
+
+
+def _check_positive_int(field: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise WorkflowError(f"{field} must be a positive int, got {value!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class KnownIssue:
+    """A combination that fails because of a TensorFlow/Keras bug or limitation.
+
+    kbench refuses a spec that matches ``when`` (see :func:`check_supported`);
+    the tests still run the real combination as a strict xfail expecting
+    ``error_type`` with a message matching ``error_match``, so a release that
+    fixes the bug turns the suite red until the entry is removed.
+    """
+
+    reference: str
+    summary: str
+    when: Mapping[str, str]
+    error_type: type[BaseException]
+    error_match: str
+    workaround: str
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.when) - {f.name for f in dataclasses.fields(WorkflowSpec)})
+        if unknown:
+            raise WorkflowError(f"KnownIssue {self.reference}: unknown spec field(s) {unknown}")
+        re.compile(self.error_match)
+
+    def applies_to(self, spec: WorkflowSpec) -> bool:
+        return all(getattr(spec, k) == v for k, v in self.when.items())
+
+
+# Known upstream bugs and limitations, found by running the full matrix.
+# Keep each entry until the strict xfail in tests/test_training.py fails.
+KNOWN_ISSUES: tuple[KnownIssue, ...] = ()
+
+
+def check_supported(spec: WorkflowSpec) -> None:
+    """Raise UpstreamBugError if ``spec`` hits a known upstream bug."""
+    issue = spec.known_issue
+    if issue is not None:
+        raise UpstreamBugError(spec, issue)
+
+
+def parse_name(name: str, **settings) -> WorkflowSpec:
+    """The spec for a workflow name; ``settings`` override the non-name fields.
+
+    Raises:
+        WorkflowError: naming the part of ``name`` that is not understood.
+    """
+    if not isinstance(name, str):
+        raise WorkflowError(f"workflow name must be a str, got {name!r}")
+    parts = name.split("-")
+    if len(parts) != len(NAME_FIELDS):
+        raise WorkflowError(
+            f"workflow name must have {len(NAME_FIELDS)} parts "
+            f"<{'>-<'.join(NAME_FIELDS)}>, e.g. 'mlp-functional-custom-xla-fp32'; got {name!r}"
+        )
+    fields = dict(zip(NAME_FIELDS, parts))
+    tag = fields["precision"]
+    if tag not in _PRECISION_BY_TAG:
+        raise WorkflowError(
+            f"precision tag must be one of {tuple(_PRECISION_BY_TAG)}, got {tag!r} in {name!r}"
+        )
+    fields["precision"] = _PRECISION_BY_TAG[tag]
+    clash = sorted(set(settings) & set(NAME_FIELDS))
+    if clash:
+        raise WorkflowError(f"fields {clash} come from the name {name!r}; do not pass them")
+    try:
+        return WorkflowSpec(**fields, **settings)
+    except TypeError as err:  # an unknown keyword in settings
+        raise WorkflowError(f"bad settings for {name!r}: {err}") from None
+
+
+def full_matrix(**settings) -> tuple[WorkflowSpec, ...]:
+    """Every combination of the name fields, with ``settings`` for the rest."""
+    return tuple(
+        parse_name("-".join(combo), **settings)
+        for combo in itertools.product(
+            FAMILIES, STYLES, LOOPS, EXECUTIONS, tuple(_PRECISION_BY_TAG)
+        )
+    )
+
+
+def select(specs: Iterable[WorkflowSpec], **filters) -> tuple[WorkflowSpec, ...]:
+    """The specs whose fields equal every filter (a value or a tuple of values)."""
+    fields = {f.name for f in dataclasses.fields(WorkflowSpec)}
+    unknown = sorted(set(filters) - fields)
+    if unknown:
+        raise WorkflowError(f"cannot filter on unknown field(s) {unknown}")
+    wanted = {k: v if isinstance(v, tuple) else (v,) for k, v in filters.items()}
+    return tuple(s for s in specs if all(getattr(s, k) in v for k, v in wanted.items()))
+
+
+# Reference workflows: the ones the accuracy suite trains to a threshold on
+# mnist_5k, and the benchmarks time. Chosen to cover, within the test budget:
+# every loop x execution x style for the MLP in float32; fit and the custom
+# tf.function loop for the CNN; both mixed-precision policies for the MLP
+# (fit and custom); a short mixed-precision check for the CNN, which is several
+# times slower in mixed precision on a CPU without native fp16/bf16.
+def _reference_specs() -> Iterator[WorkflowSpec]:
+    matrix = full_matrix()
+    yield from select(matrix, family="mlp", precision="float32")
+    yield from select(matrix, family="cnn", style="functional", execution="function",
+                      precision="float32")
+    yield from select(matrix, family="mlp", style="functional", execution="function",
+                      precision=("mixed_float16", "mixed_bfloat16"))
+    yield from select(matrix, family="cnn", style="functional", loop="custom",
+                      execution="function", precision=("mixed_float16", "mixed_bfloat16"))
+
+
+REFERENCE_WORKFLOWS: Mapping[str, WorkflowSpec] = MappingProxyType(
+    {spec.name: spec for spec in _reference_specs()}
+)
+
+
+def get_workflow(name: str, **settings) -> WorkflowSpec:
+    """A reference workflow by name, or any matrix workflow parsed from its name."""
+    if name in REFERENCE_WORKFLOWS and not settings:
+        return REFERENCE_WORKFLOWS[name]
+    return parse_name(name, **settings)

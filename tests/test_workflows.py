@@ -1,0 +1,162 @@
+"""Tests for kbench.workflows: spec validation, naming, registry, known issues."""
+
+import dataclasses
+import itertools
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from kbench import workflows as wf
+from kbench.workflows import WorkflowError, WorkflowSpec
+
+NAME_CHOICES = (wf.FAMILIES, wf.STYLES, wf.LOOPS, wf.EXECUTIONS, wf.PRECISIONS)
+
+
+def test_default_spec_name_follows_scheme():
+    assert WorkflowSpec().name == "mlp-functional-fit-function-fp32"
+    spec = WorkflowSpec(family="cnn", style="subclassed", loop="custom", execution="xla",
+                        precision="mixed_bfloat16")
+    assert spec.name == "cnn-subclassed-custom-xla-bf16"
+
+
+@given(st.tuples(*(st.sampled_from(c) for c in NAME_CHOICES)),
+       st.integers(1, 4096), st.integers(1, 50), st.integers(0, 2**31))
+def test_name_round_trips_through_parse(fields, batch_size, epochs, seed):
+    spec = WorkflowSpec(**dict(zip(wf.NAME_FIELDS, fields)), batch_size=batch_size,
+                        epochs=epochs, seed=seed)
+    parsed = wf.parse_name(spec.name, batch_size=batch_size, epochs=epochs, seed=seed)
+    assert parsed == spec
+
+
+def test_full_matrix_is_every_combination_and_unique():
+    matrix = wf.full_matrix()
+    expected = 1
+    for choices in NAME_CHOICES:
+        expected *= len(choices)
+    assert len(matrix) == expected == 108
+    assert len({s.name for s in matrix}) == expected
+    assert {tuple(getattr(s, f) for f in wf.NAME_FIELDS) for s in matrix} == set(
+        itertools.product(*NAME_CHOICES))
+
+
+def test_full_matrix_applies_settings():
+    assert {s.batch_size for s in wf.full_matrix(batch_size=256)} == {256}
+
+
+def test_every_matrix_workflow_is_constructible_by_name():
+    for spec in wf.full_matrix():
+        assert wf.get_workflow(spec.name) == spec
+
+
+def test_reference_workflows_cover_the_promised_matrix():
+    refs = wf.REFERENCE_WORKFLOWS.values()
+    mlp32 = wf.select(refs, family="mlp", precision="float32")
+    assert {(s.loop, s.execution, s.style) for s in mlp32} == set(
+        itertools.product(wf.LOOPS, wf.EXECUTIONS, wf.STYLES))
+    cnn32 = wf.select(refs, family="cnn", precision="float32", execution="function")
+    assert {s.loop for s in cnn32} == set(wf.LOOPS)
+    for precision in ("mixed_float16", "mixed_bfloat16"):
+        assert {s.loop for s in wf.select(refs, family="mlp", precision=precision)} == set(wf.LOOPS)
+        assert wf.select(refs, family="cnn", precision=precision)
+    assert all(wf.REFERENCE_WORKFLOWS[name].name == name for name in wf.REFERENCE_WORKFLOWS)
+
+
+@pytest.mark.parametrize("field, value", [
+    ("family", "rnn"), ("style", "Functional"), ("loop", "keras"), ("execution", "jit"),
+    ("precision", "float16"), ("dataset", "cifar10"), ("optimizer", "adamw"),
+])
+def test_unknown_choice_is_rejected_naming_field_and_value(field, value):
+    with pytest.raises(WorkflowError, match=rf"{field} must be one of .*got '{value}'"):
+        WorkflowSpec(**{field: value})
+
+
+@pytest.mark.parametrize("field, value", [
+    ("batch_size", 0), ("batch_size", -3), ("batch_size", 8.0), ("batch_size", True),
+    ("epochs", 0), ("epochs", "5"), ("seed", -1), ("seed", 1.5),
+    ("learning_rate", 0), ("learning_rate", -1e-3), ("learning_rate", float("nan")),
+    ("learning_rate", float("inf")), ("learning_rate", "0.001"), ("deterministic", 1),
+])
+def test_bad_number_is_rejected_quoting_it(field, value):
+    with pytest.raises(WorkflowError, match=rf"{field} must be .*got {value!r}"):
+        WorkflowSpec(**{field: value})
+
+
+def test_spec_is_frozen_and_replace_validates():
+    spec = WorkflowSpec()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        spec.epochs = 3
+    assert spec.replace(epochs=3).epochs == 3
+    with pytest.raises(WorkflowError, match="epochs must be a positive int, got 0"):
+        spec.replace(epochs=0)
+    with pytest.raises(WorkflowError, match=r"unknown WorkflowSpec field\(s\) \['epoch'\]"):
+        spec.replace(epoch=3)
+
+
+@pytest.mark.parametrize("name, message", [
+    ("mlp-functional-fit", "must have 5 parts"),
+    ("mlp-functional-fit-function-fp64", "precision tag must be one of .*got 'fp64'"),
+    ("rnn-functional-fit-function-fp32", "family must be one of .*got 'rnn'"),
+    ("mlp-functional-fit-jit-fp32", "execution must be one of .*got 'jit'"),
+])
+def test_bad_names_are_rejected_quoting_the_part(name, message):
+    with pytest.raises(WorkflowError, match=message):
+        wf.parse_name(name)
+
+
+def test_parse_name_refuses_settings_that_clash_or_do_not_exist():
+    with pytest.raises(WorkflowError, match=r"fields \['loop'\] come from the name"):
+        wf.parse_name("mlp-functional-fit-function-fp32", loop="custom")
+    with pytest.raises(WorkflowError, match="bad settings"):
+        wf.parse_name("mlp-functional-fit-function-fp32", batchsize=3)
+
+
+def test_select_filters_by_value_or_tuple_and_rejects_unknown_fields():
+    matrix = wf.full_matrix()
+    assert len(wf.select(matrix, family="cnn")) == 54
+    assert len(wf.select(matrix, family="cnn", loop=("fit", "custom"), precision="float32")) == 18
+    with pytest.raises(WorkflowError, match="unknown field"):
+        wf.select(matrix, familly="cnn")
+
+
+def test_to_dict_has_name_and_every_field():
+    record = WorkflowSpec().to_dict()
+    assert record["name"] == "mlp-functional-fit-function-fp32"
+    assert set(record) == {"name"} | {f.name for f in dataclasses.fields(WorkflowSpec)}
+
+
+# A known issue made up for these tests only; the real registry is exercised
+# against real TensorFlow in tests/test_training.py.
+FAKE_ISSUE = wf.KnownIssue(
+    reference="example/repo#1", summary="Test-only entry.",
+    when={"family": "cnn", "execution": "xla"}, error_type=ValueError,
+    error_match="boom", workaround="use execution='function'.",
+)
+
+
+def test_known_issue_matches_only_its_fields(monkeypatch):
+    monkeypatch.setattr(wf, "KNOWN_ISSUES", (FAKE_ISSUE,))
+    hit = WorkflowSpec(family="cnn", execution="xla", loop="custom")
+    assert hit.known_issue is FAKE_ISSUE
+    assert WorkflowSpec(family="mlp", execution="xla").known_issue is None
+    with pytest.raises(wf.UpstreamBugError, match=r"cnn-functional-custom-xla-fp32.*example/repo#1"
+                       r".*ValueError: 'boom'.*execution='function'"):
+        wf.check_supported(hit)
+    wf.check_supported(WorkflowSpec(family="cnn", execution="function"))
+
+
+def test_known_issue_rejects_unknown_fields():
+    with pytest.raises(WorkflowError, match=r"unknown spec field\(s\) \['device'\]"):
+        wf.KnownIssue(reference="x#1", summary="s", when={"device": "gpu"}, error_type=ValueError,
+                      error_match="m", workaround="w")
+
+
+def test_registered_known_issues_are_well_formed():
+    for issue in wf.KNOWN_ISSUES:
+        assert "#" in issue.reference or "/" in issue.reference, issue
+        assert issue.when and issue.workaround and issue.summary
+        assert any(issue.applies_to(s) for s in wf.full_matrix(**_non_name_fields(issue))), issue
+
+
+def _non_name_fields(issue):
+    return {k: v for k, v in issue.when.items() if k not in wf.NAME_FIELDS}
