@@ -1,0 +1,321 @@
+"""Model families (mlp, cnn) from the TensorFlow tutorials, in three build styles.
+
+Each family's layer stack is defined once, by a factory that returns fresh
+layers; the sequential, functional and subclassed styles only differ in how
+they assemble that same list. Layers carry fixed names and are created in the
+same order in every style, so ``get_weights()`` lists line up and
+``model_b.set_weights(model_a.get_weights())`` works across styles.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Callable, Sequence
+
+import keras
+
+FAMILIES = ("mlp", "cnn")
+STYLES = ("sequential", "functional", "subclassed")
+NUM_CLASSES = 10
+DEFAULT_DROPOUT = 0.2
+DEFAULT_HIDDEN_UNITS = 128
+# A classifier needs at least two classes; a Dense layer at least one unit.
+MIN_NUM_CLASSES = 2
+MIN_HIDDEN_UNITS = 1
+
+# MNIST-style grayscale images: 28x28 pixels, one channel.
+IMAGE_SIZE = (28, 28)
+IMAGE_CHANNELS = 1
+
+# The TensorFlow "CNN" tutorial's convolution stack: three 3x3 convolutions
+# with a 2x2 max-pool after each but the last.
+CNN_FILTERS = (32, 64, 64)
+CNN_KERNEL_SIZE = 3
+CNN_POOL_SIZE = 2
+
+# Logits stay float32 under a mixed-precision policy: softmax/cross-entropy in
+# float16 loses precision and can overflow.
+LOGITS_DTYPE = "float32"
+
+# Input ranks each family accepts: the mlp flattens whatever it gets, the cnn
+# needs (height, width, channels).
+_ACCEPTED_RANKS = {"mlp": (2, 3), "cnn": (3,)}
+
+_DEFAULT_INPUT_SHAPES = {
+    "mlp": IMAGE_SIZE,
+    "cnn": (*IMAGE_SIZE, IMAGE_CHANNELS),
+}
+
+
+def _check_choice(what: str, value, choices: tuple[str, ...]) -> None:
+    """Raise ValueError unless ``value`` is one of ``choices``."""
+    if value not in choices:
+        raise ValueError(f"{what} must be one of {choices}, got {value!r}")
+
+
+def _is_int(value) -> bool:
+    """Return True for Python/NumPy integers, but not for bools."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _check_int_at_least(what: str, value, minimum: int) -> None:
+    """Raise ValueError unless ``value`` is an int >= ``minimum``."""
+    if not _is_int(value) or value < minimum:
+        raise ValueError(f"{what} must be an int >= {minimum}, got {value!r}")
+
+
+def _check_dropout(dropout) -> None:
+    """Raise ValueError unless ``dropout`` is a number in [0, 1)."""
+    is_number = isinstance(dropout, numbers.Real) and not isinstance(dropout, bool)
+    if not is_number or not 0 <= dropout < 1:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+
+
+def _resolve_input_shape(family: str, input_shape) -> tuple[int, ...]:
+    """Return ``input_shape`` as a tuple, or the family default when None.
+
+    Raises:
+        ValueError: if the rank is wrong for the family or a dim is not a
+            positive int.
+    """
+    if input_shape is None:
+        return _DEFAULT_INPUT_SHAPES[family]
+    if isinstance(input_shape, (str, bytes)) or not isinstance(input_shape, Sequence):
+        raise ValueError(f"input_shape must be a tuple of ints, got {input_shape!r}")
+    ranks = _ACCEPTED_RANKS[family]
+    if len(input_shape) not in ranks or not all(
+        _is_int(dim) and dim >= 1 for dim in input_shape
+    ):
+        rank_text = " or ".join(f"{rank}-D" for rank in ranks)
+        raise ValueError(
+            f"input_shape for {family!r} must be {rank_text} with positive int "
+            f"dims, got {input_shape!r}"
+        )
+    return tuple(int(dim) for dim in input_shape)
+
+
+def _validate(family, num_classes, dropout, hidden_units, input_shape) -> tuple[int, ...]:
+    """Validate the model hyper-parameters and return the resolved input shape."""
+    _check_choice("family", family, FAMILIES)
+    _check_int_at_least("num_classes", num_classes, MIN_NUM_CLASSES)
+    _check_dropout(dropout)
+    _check_int_at_least("hidden_units", hidden_units, MIN_HIDDEN_UNITS)
+    return _resolve_input_shape(family, input_shape)
+
+
+def input_shape_for(family: str) -> tuple[int, ...]:
+    """Return the default per-example input shape of ``family`` (no batch axis)."""
+    _check_choice("family", family, FAMILIES)
+    return _DEFAULT_INPUT_SHAPES[family]
+
+
+def needs_channel_axis(family: str) -> bool:
+    """Return True if ``family`` expects images with a trailing channel axis."""
+    return len(input_shape_for(family)) == 3
+
+
+def _head_layers(hidden_units: int, dropout: float, num_classes: int, dtype) -> list:
+    """Return the classifier head shared by both families: dense, dropout, logits."""
+    return [
+        keras.layers.Dense(hidden_units, activation="relu", name="dense_hidden", dtype=dtype),
+        keras.layers.Dropout(dropout, name="dropout", dtype=dtype),
+        keras.layers.Dense(num_classes, name="logits", dtype=LOGITS_DTYPE),
+    ]
+
+
+def _mlp_layers(hidden_units: int, dropout: float, num_classes: int, dtype) -> list:
+    """Return fresh mlp layers: flatten, then the shared head."""
+    return [
+        keras.layers.Flatten(name="flatten", dtype=dtype),
+        *_head_layers(hidden_units, dropout, num_classes, dtype),
+    ]
+
+
+def _cnn_layers(hidden_units: int, dropout: float, num_classes: int, dtype) -> list:
+    """Return fresh cnn layers: conv/pool stack, flatten, then the shared head."""
+    layers = []
+    for index, filters in enumerate(CNN_FILTERS, start=1):
+        if index > 1:
+            layers.append(
+                keras.layers.MaxPooling2D(CNN_POOL_SIZE, name=f"pool_{index - 1}", dtype=dtype)
+            )
+        layers.append(
+            keras.layers.Conv2D(
+                filters, CNN_KERNEL_SIZE, activation="relu", name=f"conv_{index}", dtype=dtype
+            )
+        )
+    layers.append(keras.layers.Flatten(name="flatten", dtype=dtype))
+    return layers + _head_layers(hidden_units, dropout, num_classes, dtype)
+
+
+_LAYER_FACTORIES: dict[str, Callable[..., list]] = {
+    "mlp": _mlp_layers,
+    "cnn": _cnn_layers,
+}
+
+
+def family_layers(
+    family: str,
+    *,
+    num_classes: int = NUM_CLASSES,
+    dropout: float = DEFAULT_DROPOUT,
+    hidden_units: int = DEFAULT_HIDDEN_UNITS,
+    dtype=None,
+) -> list:
+    """Return a fresh, unbuilt list of the layers that make up ``family``.
+
+    Args:
+        family: one of FAMILIES.
+        num_classes: width of the logits layer.
+        dropout: rate of the Dropout layer before the logits.
+        hidden_units: width of the hidden Dense layer.
+        dtype: dtype policy for every layer but the logits (which is always
+            float32); None means the global policy.
+
+    Returns:
+        A list of new Keras layers, in call order.
+    """
+    _validate(family, num_classes, dropout, hidden_units, None)
+    # Keras layers reject NumPy integers (e.g. Dense(units=np.int32(8))).
+    factory = _LAYER_FACTORIES[family]
+    return factory(int(hidden_units), float(dropout), int(num_classes), dtype)
+
+
+@keras.saving.register_keras_serializable(package="kbench")
+class KBenchModel(keras.Model):
+    """Subclassed model that applies a family's layer stack in turn."""
+
+    def __init__(
+        self,
+        family: str,
+        num_classes: int = NUM_CLASSES,
+        dropout: float = DEFAULT_DROPOUT,
+        hidden_units: int = DEFAULT_HIDDEN_UNITS,
+        input_shape=None,
+        **kwargs,
+    ):
+        """Create the model's layers; ``kwargs`` (name, dtype, ...) go to keras.Model."""
+        resolved_shape = _validate(family, num_classes, dropout, hidden_units, input_shape)
+        super().__init__(**kwargs)
+        # Plain Python numbers, so that get_config() is JSON-serialisable
+        # even when the caller passed NumPy scalars.
+        self.family = family
+        self.num_classes = int(num_classes)
+        self.dropout = float(dropout)
+        self.hidden_units = int(hidden_units)
+        self.image_shape = resolved_shape
+        # Hand the model's own policy to its layers so that a model saved under
+        # a mixed policy reloads mixed, whatever the global policy is then.
+        self.stack = family_layers(
+            family,
+            num_classes=num_classes,
+            dropout=dropout,
+            hidden_units=hidden_units,
+            dtype=self.dtype_policy,
+        )
+
+    def build(self, input_shape):
+        """Build every layer in turn from the (batched) ``input_shape``."""
+        shape = tuple(input_shape)
+        for layer in self.stack:
+            layer.build(shape)
+            shape = layer.compute_output_shape(shape)
+
+    def call(self, inputs, training=False):
+        """Apply the layers in order; ``training`` switches Dropout on."""
+        x = inputs
+        for layer in self.stack:
+            # Keras drops `training` for layers whose call() does not take it.
+            x = layer(x, training=training)
+        return x
+
+    def get_config(self):
+        """Return the constructor arguments plus the base config (name, dtype, ...)."""
+        return {
+            **super().get_config(),
+            "family": self.family,
+            "num_classes": self.num_classes,
+            "dropout": self.dropout,
+            "hidden_units": self.hidden_units,
+            "input_shape": list(self.image_shape),
+        }
+
+
+def _build_sequential(
+    family: str, input_shape: tuple[int, ...], name: str, **hparams
+) -> keras.Model:
+    """Assemble the family's layers as a keras.Sequential."""
+    layers = family_layers(family, **hparams)
+    return keras.Sequential([keras.Input(shape=input_shape), *layers], name=name)
+
+
+def _build_functional(
+    family: str, input_shape: tuple[int, ...], name: str, **hparams
+) -> keras.Model:
+    """Assemble the family's layers as a functional keras.Model."""
+    inputs = keras.Input(shape=input_shape)
+    x = inputs
+    for layer in family_layers(family, **hparams):
+        x = layer(x)
+    return keras.Model(inputs, x, name=name)
+
+
+def _build_subclassed(
+    family: str, input_shape: tuple[int, ...], name: str, **hparams
+) -> keras.Model:
+    """Create a KBenchModel and build it, so its weights exist."""
+    model = KBenchModel(family, input_shape=input_shape, name=name, **hparams)
+    model.build((None, *input_shape))
+    return model
+
+
+_BUILDERS = {
+    "sequential": _build_sequential,
+    "functional": _build_functional,
+    "subclassed": _build_subclassed,
+}
+
+
+def build_model(
+    family: str,
+    style: str,
+    *,
+    num_classes: int = NUM_CLASSES,
+    dropout: float = DEFAULT_DROPOUT,
+    input_shape=None,
+    hidden_units: int = DEFAULT_HIDDEN_UNITS,
+    name: str | None = None,
+) -> keras.Model:
+    """Build ``family`` in ``style``; the model is built, so its weights exist.
+
+    Args:
+        family: one of FAMILIES.
+        style: one of STYLES.
+        num_classes: number of logits.
+        dropout: Dropout rate before the logits, in [0, 1).
+        input_shape: per-example shape without the batch axis; None for the
+            family default (see input_shape_for). mlp takes 2-D or 3-D, cnn 3-D.
+        hidden_units: width of the hidden Dense layer.
+        name: model name; defaults to "<family>_<style>".
+
+    Returns:
+        A built keras.Model whose logits are float32 under any dtype policy.
+
+    Raises:
+        ValueError: on an unknown family or style or a bad hyper-parameter.
+    """
+    _check_choice("style", style, STYLES)
+    shape = _validate(family, num_classes, dropout, hidden_units, input_shape)
+    return _BUILDERS[style](
+        family,
+        shape,
+        name or f"{family}_{style}",
+        num_classes=num_classes,
+        dropout=dropout,
+        hidden_units=hidden_units,
+    )
+
+
+def count_params(model: keras.Model) -> int:
+    """Return the total number of weights (trainable and not) of a built model."""
+    return int(model.count_params())
