@@ -57,6 +57,10 @@ class WorkflowError(ValueError):
     """A workflow spec or name that kbench cannot accept."""
 
 
+class VariantUnavailableError(RuntimeError):
+    """TensorFlow/Keras would not run the variant asked for (e.g. silently dropped XLA)."""
+
+
 class UpstreamBugError(RuntimeError):
     """A spec that hits a known TensorFlow/Keras bug; kbench refuses it up front."""
 
@@ -175,7 +179,23 @@ class KnownIssue:
 
 # Known upstream bugs and limitations, found by running the full matrix.
 # Keep each entry until the strict xfail in tests/test_training.py fails.
-KNOWN_ISSUES: tuple[KnownIssue, ...] = ()
+KNOWN_ISSUES: tuple[KnownIssue, ...] = (
+    KnownIssue(
+        reference="keras-team/keras#20315 (tensorflow/tensorflow#69417)",
+        summary=(
+            "With TF op determinism on, Keras 3 compile() turns jit_compile=True off "
+            "(with only a warning) because some ops have no deterministic XLA kernel, "
+            "so fit would run without XLA under an XLA label."
+        ),
+        when={"loop": "fit", "execution": "xla", "deterministic": True},
+        error_type=VariantUnavailableError,
+        error_match="Keras set jit_compile=False",
+        workaround=(
+            "use loop='custom' (tf.function(jit_compile=True) is honoured), or "
+            "deterministic=False, or execution='function'."
+        ),
+    ),
+)
 
 
 def check_supported(spec: WorkflowSpec) -> None:
