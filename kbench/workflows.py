@@ -259,17 +259,28 @@ def select(specs: Iterable[WorkflowSpec], **filters) -> tuple[WorkflowSpec, ...]
 # mnist_5k, and the benchmarks time. Chosen to cover, within the test budget:
 # every loop x execution x style for the MLP in float32; fit and the custom
 # tf.function loop for the CNN; both mixed-precision policies for the MLP
-# (fit and custom); a short mixed-precision check for the CNN, which is several
-# times slower in mixed precision on a CPU without native fp16/bf16.
+# (fit and custom); a short mixed-precision check for the CNN.
+#
+# Keras eager costs ~35 ms a step on a 2-core CPU (5 epochs: ~20 s per run,
+# x6 runs), and runs the same arithmetic as tf.function (bitwise, see
+# tests/test_training.py), so eager references train for 2 epochs.
+EAGER_REFERENCE_EPOCHS = 2
+# The CNN in mixed precision is 2-5x slower than float32 on a CPU without
+# native fp16/bf16 (~10-20 s an epoch here), so its check is one epoch.
+CNN_MIXED_REFERENCE_EPOCHS = 1
+
+
 def _reference_specs() -> Iterator[WorkflowSpec]:
     matrix = full_matrix()
-    yield from select(matrix, family="mlp", precision="float32")
+    for spec in select(matrix, family="mlp", precision="float32"):
+        yield spec.replace(epochs=EAGER_REFERENCE_EPOCHS) if spec.execution == "eager" else spec
     yield from select(matrix, family="cnn", style="functional", execution="function",
                       precision="float32")
     yield from select(matrix, family="mlp", style="functional", execution="function",
                       precision=("mixed_float16", "mixed_bfloat16"))
-    yield from select(matrix, family="cnn", style="functional", loop="custom",
-                      execution="function", precision=("mixed_float16", "mixed_bfloat16"))
+    for spec in select(matrix, family="cnn", style="functional", loop="custom",
+                       execution="function", precision=("mixed_float16", "mixed_bfloat16")):
+        yield spec.replace(epochs=CNN_MIXED_REFERENCE_EPOCHS)
 
 
 REFERENCE_WORKFLOWS: Mapping[str, WorkflowSpec] = MappingProxyType(
@@ -278,7 +289,10 @@ REFERENCE_WORKFLOWS: Mapping[str, WorkflowSpec] = MappingProxyType(
 
 
 def get_workflow(name: str, **settings) -> WorkflowSpec:
-    """A reference workflow by name, or any matrix workflow parsed from its name."""
-    if name in REFERENCE_WORKFLOWS and not settings:
-        return REFERENCE_WORKFLOWS[name]
+    """A workflow by name: the reference settings if it is one, else the defaults.
+
+    ``settings`` override the non-name fields of either.
+    """
+    if name in REFERENCE_WORKFLOWS:
+        return REFERENCE_WORKFLOWS[name].replace(**settings)
     return parse_name(name, **settings)

@@ -46,7 +46,18 @@ def test_full_matrix_applies_settings():
 
 def test_every_matrix_workflow_is_constructible_by_name():
     for spec in wf.full_matrix():
-        assert wf.get_workflow(spec.name) == spec
+        assert wf.parse_name(spec.name) == spec
+        assert wf.get_workflow(spec.name).name == spec.name
+
+
+def test_get_workflow_keeps_reference_settings_unless_overridden():
+    eager = wf.get_workflow("mlp-functional-custom-eager-fp32")
+    assert eager.epochs == wf.EAGER_REFERENCE_EPOCHS
+    assert wf.get_workflow("mlp-functional-custom-eager-fp32", epochs=7).epochs == 7
+    assert wf.get_workflow("cnn-functional-custom-function-bf16").epochs == \
+        wf.CNN_MIXED_REFERENCE_EPOCHS
+    assert wf.get_workflow("cnn-sequential-fit-xla-fp32") == wf.WorkflowSpec(
+        family="cnn", style="sequential", execution="xla")
 
 
 def test_reference_workflows_cover_the_promised_matrix():
