@@ -110,7 +110,8 @@ def test_reference_workflow_reaches_accuracy_floor(name, mnist_5k):
     assert result.test_accuracy >= floor, (
         f"{name}: test accuracy {result.test_accuracy:.4f} < floor {floor} "
         f"(history {result.history})")
-    assert result.history["loss"][-1] < result.history["loss"][0]
+    if spec.epochs > 1:
+        assert result.history["loss"][-1] < result.history["loss"][0]
     assert result.epochs_run == spec.epochs == len(result.history["val_accuracy"])
     assert result.steps == spec.epochs * int(np.ceil(4000 / spec.batch_size))
     assert result.samples_seen == spec.epochs * 4000
