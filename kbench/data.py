@@ -754,7 +754,7 @@ def _preprocess_fn(
 def make_pipeline(
     x: Any, y: Any, options: PipelineOptions, *, split: str = "train"
 ) -> tf.data.Dataset:
-    """Build the tf.data pipeline map -> [cache] -> [shuffle] -> batch -> [prefetch].
+    """Build the tf.data pipeline: map -> cache -> [shuffle] (cached) or [shuffle] -> map, then batch -> [prefetch].
 
     Args:
         x: images (N, 28, 28) or (N, 28, 28, 1); normalisation divides by 255.
@@ -772,12 +772,20 @@ def make_pipeline(
     map_kwargs = {}
     if parallelism is not None:
         map_kwargs = {"num_parallel_calls": parallelism, "deterministic": True}
-    ds = ds.map(_preprocess_fn(options), **map_kwargs)
+    preprocess = _preprocess_fn(options)
+    # Cached: preprocess once, then shuffle the cache every epoch. Not cached:
+    # shuffle the raw records, then preprocess as they are consumed, so the
+    # per-sample cost is spread over the steps (a full-size shuffle buffer
+    # after the map would pay a whole epoch's cost in a burst at its start).
+    # The shuffle order depends only on the seed and the record count, so it
+    # is the same either way.
     if options.cache:
-        ds = ds.cache()
+        ds = ds.map(preprocess, **map_kwargs).cache()
     if options.shuffle:
         buffer = options.shuffle_buffer or len(x)
         ds = ds.shuffle(buffer, seed=options.shuffle_seed, reshuffle_each_iteration=True)
+    if not options.cache:
+        ds = ds.map(preprocess, **map_kwargs)
     ds = ds.batch(options.batch_size, drop_remainder=options.drop_remainder)
     if options.prefetch is not None:
         ds = ds.prefetch(_tf_tuning(options.prefetch))
