@@ -1,0 +1,369 @@
+"""Summaries, confidence intervals and significance tests for benchmark samples.
+
+Pure numpy/scipy: nothing here imports TensorFlow. A *sample* is a 1-D sequence
+of positive measurements of one benchmark, typically per-round throughputs
+(examples/s, higher is better) or per-step latencies (seconds, lower is
+better).
+
+Two samples are compared the way asv does it: a change is reported only when
+it is both statistically significant (two-sided Mann-Whitney U test, p below
+``alpha``) and large (the ratio of medians beyond ``min_factor``). Neither
+alone is enough: with many rounds a 1% drift is "significant" but not worth a
+red build, and with few rounds a large-looking ratio can be noise.
+
+Small samples cannot be significant at all: the smallest two-sided exact
+Mann-Whitney p-value for two groups of ``n`` is ``2 / C(2n, n)``, e.g. 0.1 for
+3 vs 3 and 0.029 for 4 vs 4, so at ``alpha=0.01`` at least 5 rounds per side
+are needed. :func:`min_samples_for` computes this so callers can warn.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
+from scipy import stats as _scipy_stats
+
+# Significance level of the gating policy: a false "slower" fails a build, so
+# we accept 1 false alarm in 100 comparisons of identical code rather than the
+# textbook 1 in 20 (a suite of ~50 benchmarks would then cry wolf every run).
+DEFAULT_ALPHA = 0.01
+
+# Smallest ratio of medians worth reporting: |change| must exceed 5%. asv uses
+# 10% by default for noisy, unpinned machines; kbench runs repeated rounds and
+# compares medians, so we ask for half that. A policy choice, not a measured
+# noise floor: raise it on machines whose per-round CV is above a few percent.
+DEFAULT_MIN_FACTOR = 1.05
+
+# Bootstrap resamples per CI. Percentile-interval endpoints need >= 1000
+# resamples to be stable (Efron & Tibshirani 1993, ch. 13); 2000 keeps the
+# Monte Carlo error of a 95% endpoint near 0.5 percentile points and costs a
+# few milliseconds for samples of tens to hundreds of rounds.
+DEFAULT_BOOTSTRAP_RESAMPLES = 2000
+
+DEFAULT_CONFIDENCE = 0.95
+
+# Resampled values held in memory at once (float64: 8 MB), so that bootstrapping
+# thousands of per-step latencies does not allocate n_resamples * n at once.
+_BOOTSTRAP_CHUNK_ELEMENTS = 1_000_000
+
+VERDICTS = ("faster", "slower", "same")
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _as_sample(samples, name: str = "samples", *, positive: bool = False) -> np.ndarray:
+    """``samples`` as a 1-D float array; ValueError quoting the first bad value."""
+    try:
+        x = np.asarray(samples, dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a sequence of numbers, got {samples!r}") from None
+    if x.ndim != 1:
+        raise ValueError(f"{name} must be one-dimensional, got shape {x.shape}")
+    if x.size == 0:
+        raise ValueError(f"{name} must not be empty, got {samples!r}")
+    bad = np.flatnonzero(~np.isfinite(x))
+    if bad.size:
+        i = int(bad[0])
+        raise ValueError(f"{name} must be finite, got {float(x[i])!r} at index {i}")
+    if positive:
+        bad = np.flatnonzero(x <= 0)
+        if bad.size:
+            i = int(bad[0])
+            raise ValueError(f"{name} must be positive, got {float(x[i])!r} at index {i}")
+    return x
+
+
+def _check_open_unit(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+        raise ValueError(f"{name} must be a number strictly between 0 and 1, got {value!r}")
+
+
+def _check_positive_int(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
+def _check_min_factor(value) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 1 <= value < math.inf:
+        raise ValueError(f"min_factor must be a finite number >= 1, got {value!r}")
+
+
+# --------------------------------------------------------------------------- summaries
+
+
+@dataclasses.dataclass(frozen=True)
+class Summary:
+    """Descriptive statistics of one sample, with a bootstrap CI of its median.
+
+    Validated on construction. ``stdev`` is the sample standard deviation
+    (ddof=1), 0.0 for a single value; ``cv`` is ``stdev / mean``.
+    """
+
+    n: int
+    mean: float
+    median: float
+    stdev: float
+    cv: float
+    min: float
+    max: float
+    ci_low: float
+    ci_high: float
+    confidence: float
+
+    def __post_init__(self) -> None:
+        _check_positive_int("n", self.n)
+        for field in dataclasses.fields(self)[1:]:
+            value = getattr(self, field.name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"Summary.{field.name} must be a finite number, got {value!r}")
+        _check_open_unit("confidence", self.confidence)
+        if self.stdev < 0 or self.cv < 0:
+            raise ValueError(f"stdev and cv must be >= 0, got stdev={self.stdev!r} cv={self.cv!r}")
+        if not self.min <= self.median <= self.max:
+            raise ValueError(
+                f"need min <= median <= max, got {self.min!r}, {self.median!r}, {self.max!r}"
+            )
+        if not self.ci_low <= self.ci_high:
+            raise ValueError(f"need ci_low <= ci_high, got [{self.ci_low!r}, {self.ci_high!r}]")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def summarize(
+    samples,
+    *,
+    confidence: float = DEFAULT_CONFIDENCE,
+    n_resamples: int = DEFAULT_BOOTSTRAP_RESAMPLES,
+    seed=0,
+) -> Summary:
+    """Summary of a sample of positive measurements (throughputs, latencies)."""
+    x = _as_sample(samples, positive=True)
+    low, high = bootstrap_ci(x, np.median, confidence=confidence, n_resamples=n_resamples,
+                             seed=seed)
+    lo, hi = float(x.min()), float(x.max())
+    if lo == hi:
+        # np.mean/np.std of equal values can be off by an ulp; state the exact answer.
+        mean, stdev = lo, 0.0
+    else:
+        mean, stdev = float(np.mean(x)), float(np.std(x, ddof=1))
+    return Summary(
+        n=int(x.size), mean=mean, median=float(np.median(x)), stdev=stdev, cv=stdev / mean,
+        min=lo, max=hi, ci_low=low, ci_high=high, confidence=float(confidence),
+    )
+
+
+def percentiles(samples, qs: Sequence[float] = (50, 90, 99)) -> dict[str, float]:
+    """``{"p50": .., "p90": .., "p99": ..}`` of e.g. per-step latencies (linear interpolation)."""
+    x = _as_sample(samples)
+    for q in qs:
+        if isinstance(q, bool) or not isinstance(q, (int, float)) or not 0 <= q <= 100:
+            raise ValueError(f"percentiles must be numbers in [0, 100], got {q!r} in {qs!r}")
+    values = np.percentile(x, list(qs))
+    return {f"p{q:g}": float(v) for q, v in zip(qs, values)}
+
+
+def geometric_mean(values) -> float:
+    """Geometric mean of positive values (the mean of ratios across benchmarks)."""
+    x = _as_sample(values, "values", positive=True)
+    return float(np.exp(np.mean(np.log(x))))
+
+
+def format_ratio(ratio: float, low: float, high: float) -> str:
+    """``"1.02x [0.99, 1.05]"``."""
+    return f"{ratio:.2f}x [{low:.2f}, {high:.2f}]"
+
+
+# --------------------------------------------------------------------------- bootstrap
+
+
+def _check_bootstrap_args(confidence, n_resamples) -> None:
+    _check_open_unit("confidence", confidence)
+    _check_positive_int("n_resamples", n_resamples)
+
+
+def _resampled_statistic(x: np.ndarray, statistic: Callable, n_resamples: int,
+                         rng: np.random.Generator) -> np.ndarray:
+    """``statistic`` of ``n_resamples`` resamples (with replacement) of ``x``."""
+    chunk = max(1, _BOOTSTRAP_CHUNK_ELEMENTS // x.size)
+    out = []
+    for start in range(0, n_resamples, chunk):
+        rows = min(chunk, n_resamples - start)
+        idx = rng.integers(0, x.size, size=(rows, x.size))
+        out.append(np.asarray(statistic(x[idx], axis=1), dtype=float))
+    return np.concatenate(out)
+
+
+def _percentile_interval(values: np.ndarray, confidence: float) -> tuple[float, float]:
+    tail = (1 - confidence) / 2
+    low, high = np.quantile(values, [tail, 1 - tail])
+    return float(low), float(high)
+
+
+def bootstrap_ci(
+    samples,
+    statistic: Callable = np.median,
+    *,
+    confidence: float = DEFAULT_CONFIDENCE,
+    n_resamples: int = DEFAULT_BOOTSTRAP_RESAMPLES,
+    seed=0,
+) -> tuple[float, float]:
+    """Percentile bootstrap CI of ``statistic``; the same for the same ``seed``.
+
+    Args:
+        statistic: a numpy-style reduction that accepts ``axis=`` (np.median,
+            np.mean, ...); it is applied to all resamples at once.
+        seed: anything ``np.random.default_rng`` accepts.
+
+    Returns:
+        ``(low, high)``; ``(x, x)`` for a single value, which has no spread to
+        resample (scipy.stats.bootstrap refuses n == 1; it is also BCa by
+        default and slower, so kbench uses its own percentile bootstrap).
+    """
+    x = _as_sample(samples)
+    _check_bootstrap_args(confidence, n_resamples)
+    if x.size == 1:
+        return float(x[0]), float(x[0])
+    rng = np.random.default_rng(seed)
+    return _percentile_interval(_resampled_statistic(x, statistic, n_resamples, rng), confidence)
+
+
+def ratio_ci(
+    numerator_samples,
+    denominator_samples,
+    *,
+    confidence: float = DEFAULT_CONFIDENCE,
+    n_resamples: int = DEFAULT_BOOTSTRAP_RESAMPLES,
+    seed=0,
+) -> tuple[float, float, float]:
+    """Ratio of medians and its bootstrap CI, resampling each group independently.
+
+    Returns:
+        ``(ratio, low, high)``, e.g. custom/fit throughput ``(1.02, 0.99, 1.05)``.
+    """
+    num = _as_sample(numerator_samples, "numerator_samples", positive=True)
+    den = _as_sample(denominator_samples, "denominator_samples", positive=True)
+    _check_bootstrap_args(confidence, n_resamples)
+    ratio = float(np.median(num) / np.median(den))
+    rng = np.random.default_rng(seed)
+    num_medians = _resampled_statistic(num, np.median, n_resamples, rng)
+    den_medians = _resampled_statistic(den, np.median, n_resamples, rng)
+    low, high = _percentile_interval(num_medians / den_medians, confidence)
+    return ratio, low, high
+
+
+# --------------------------------------------------------------------------- comparisons
+
+
+@dataclasses.dataclass(frozen=True)
+class Comparison:
+    """Candidate vs baseline. Validated on construction.
+
+    ``ratio`` is candidate median / baseline median, whatever the direction:
+    for throughputs > 1 is faster, for latencies (``higher_is_better=False``
+    in :func:`compare_samples`) > 1 is slower. ``verdict`` already accounts
+    for the direction.
+    """
+
+    ratio: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    significant: bool
+    verdict: str
+    alpha: float
+    min_factor: float
+
+    def __post_init__(self) -> None:
+        if self.verdict not in VERDICTS:
+            raise ValueError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}")
+        if not (isinstance(self.ratio, (int, float)) and 0 < self.ratio < math.inf):
+            raise ValueError(f"ratio must be a positive finite number, got {self.ratio!r}")
+        if not self.ci_low <= self.ci_high:
+            raise ValueError(f"need ci_low <= ci_high, got [{self.ci_low!r}, {self.ci_high!r}]")
+        if not 0 <= self.p_value <= 1:
+            raise ValueError(f"p_value must be in [0, 1], got {self.p_value!r}")
+        _check_open_unit("alpha", self.alpha)
+        _check_min_factor(self.min_factor)
+        if self.significant != (self.verdict != "same"):
+            raise ValueError(
+                f"significant={self.significant!r} contradicts verdict={self.verdict!r}"
+            )
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def __str__(self) -> str:
+        return (f"{format_ratio(self.ratio, self.ci_low, self.ci_high)} "
+                f"{self.verdict} (p={self.p_value:.3g})")
+
+
+def mann_whitney_p(baseline, candidate) -> float:
+    """Two-sided Mann-Whitney U p-value (scipy's ``method="auto"``)."""
+    a = _as_sample(baseline, "baseline")
+    b = _as_sample(candidate, "candidate")
+    return float(_scipy_stats.mannwhitneyu(a, b, alternative="two-sided").pvalue)
+
+
+def _verdict(ratio: float, p_value: float, alpha: float, min_factor: float,
+             higher_is_better: bool) -> str:
+    gain = ratio if higher_is_better else 1 / ratio
+    if p_value >= alpha:
+        return "same"
+    if gain > min_factor:
+        return "faster"
+    if gain < 1 / min_factor:
+        return "slower"
+    return "same"
+
+
+def compare_samples(
+    baseline,
+    candidate,
+    *,
+    alpha: float = DEFAULT_ALPHA,
+    min_factor: float = DEFAULT_MIN_FACTOR,
+    higher_is_better: bool = True,
+    confidence: float = DEFAULT_CONFIDENCE,
+    n_resamples: int = DEFAULT_BOOTSTRAP_RESAMPLES,
+    seed=0,
+) -> Comparison:
+    """Is ``candidate`` faster, slower or the same as ``baseline``?
+
+    Significant when the two-sided Mann-Whitney p < ``alpha`` AND the ratio
+    of medians is beyond ``min_factor`` (above it, or below ``1/min_factor``).
+    Groups smaller than ``min_samples_for(alpha)`` can never be significant.
+
+    Args:
+        higher_is_better: True for throughputs, False for latencies/times.
+        confidence, n_resamples, seed: for the bootstrap CI of the ratio.
+    """
+    baseline = _as_sample(baseline, "baseline", positive=True)
+    candidate = _as_sample(candidate, "candidate", positive=True)
+    _check_open_unit("alpha", alpha)
+    _check_min_factor(min_factor)
+    ratio, low, high = ratio_ci(candidate, baseline, confidence=confidence,
+                                n_resamples=n_resamples, seed=seed)
+    p_value = mann_whitney_p(baseline, candidate)
+    verdict = _verdict(ratio, p_value, alpha, min_factor, higher_is_better)
+    return Comparison(ratio=ratio, ci_low=low, ci_high=high, p_value=p_value,
+                      significant=verdict != "same", verdict=verdict, alpha=float(alpha),
+                      min_factor=float(min_factor))
+
+
+def min_samples_for(alpha: float = DEFAULT_ALPHA) -> int:
+    """Smallest equal group size whose best case reaches p < ``alpha``.
+
+    The best case is two completely separated groups without ties, tested
+    exactly as :func:`compare_samples` tests them (2 for alpha=0.5, 4 for
+    0.05, 5 for 0.01). Ties between groups can change this a little either way.
+    """
+    _check_open_unit("alpha", alpha)
+    n = 1
+    while mann_whitney_p(np.arange(n), np.arange(n, 2 * n)) >= alpha:
+        n += 1
+    return n
