@@ -1,0 +1,18 @@
+"""Harness overhead: kbench's timed rounds vs a bare, hand-timed model.fit."""
+
+from kbench import measure
+from kbench.workflows import WorkflowSpec
+
+
+def test_harness_overhead(run_training, record, benchmark, profile, mnist_5k, device, batch_size):
+    spec = WorkflowSpec(batch_size=batch_size)
+    result = run_training(spec, measure.training_input(spec, mnist_5k),
+                          comparison=f"harness b{batch_size} {device}", variant="kbench",
+                          baseline="kbench")
+    bare = measure.bare_fit_throughput(
+        spec, measure.training_input(spec, mnist_5k), device=device,
+        steps=profile.rounds * profile.steps_per_round,
+        warmup_steps=profile.warmup_rounds * profile.steps_per_round)
+    kbench = result.throughput().median
+    benchmark.extra_info.update(bare_fit_samples_per_s=bare, harness_ratio=kbench / bare)
+    record()

@@ -1,0 +1,491 @@
+"""Timing training honestly: startup apart, device synced, per-round and per-step samples.
+
+A measurement runs ONE uninterrupted training run (``fit`` or the custom loop,
+through the engine in :mod:`kbench.training`) over a repeated input pipeline,
+split into *rounds* of K steps (Keras epochs with ``steps_per_epoch=K``):
+
+- round 0.. warm-up: tracing, XLA compilation and the first steps; the time
+  from the start of the run to the end of its first step is ``startup_s``.
+- the measured rounds: steady state. Each ends with a device sync
+  (``tf.test.experimental.sync_devices``) before the clock is read, so
+  asynchronous GPU work is inside the round it belongs to.
+
+The run lives in a worker thread and waits at each round boundary until the
+caller asks for the next round (:meth:`SteadyStateRun.next_round`). That lets
+pytest-benchmark time rounds of one continuous run, instead of calling
+``model.fit`` once per round (which would restart the input pipeline and
+re-create Keras's epoch iterator each time, and time that too).
+
+Measurement never formats: summaries and tables live in kbench.report.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from types import MappingProxyType
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from kbench import data as kdata
+from kbench import models, stats, training
+from kbench.workflows import WorkflowSpec, check_supported
+
+# Forward + backward of a dense or conv layer cost about three forward passes
+# (the backward pass computes gradients for both inputs and weights).
+TRAINING_FLOPS_PER_FORWARD_FLOP = 3
+# The matmul probe: square float32 matrices of this size are large enough to
+# reach a CPU's sustained matmul rate (2 GFLOP each), small enough to take
+# ~40 ms each on a 2-core CPU at ~55 GFLOP/s.
+MATMUL_PROBE_SIZE = 1024
+MATMUL_PROBE_REPEATS = 8
+MATMUL_PROBE_ROUNDS = 5
+# How long a round may take before the harness gives up on the worker: far
+# above any profile's round (seconds), far below CI's limit.
+ROUND_TIMEOUT_S = 600.0
+
+
+class MeasurementError(RuntimeError):
+    """A measurement could not be taken as asked."""
+
+
+def sync_devices() -> None:
+    """Block until every device has finished its queued work (no-op where unsupported)."""
+    sync = getattr(getattr(tf.test, "experimental", None), "sync_devices", None)
+    if sync is not None:
+        sync()
+
+
+def gpu_devices() -> list[str]:
+    """Logical names of the visible GPUs, e.g. ['/GPU:0']."""
+    return [f"/GPU:{i}" for i, _ in enumerate(tf.config.list_logical_devices("GPU"))]
+
+
+# --------------------------------------------------------------------------- FLOPs
+
+
+def _dense_flops(layer, input_shape) -> int:
+    return 2 * int(input_shape[-1]) * layer.units
+
+
+def _conv_flops(layer, input_shape) -> int:
+    out = layer.compute_output_shape((1, *input_shape[1:]))
+    kh, kw = layer.kernel_size
+    return 2 * kh * kw * int(input_shape[-1]) * layer.filters * int(np.prod(out[1:-1]))
+
+
+_LAYER_FLOPS = {keras.layers.Dense: _dense_flops, keras.layers.Conv2D: _conv_flops}
+
+
+def forward_flops_per_sample(model: keras.Model, input_shape: tuple[int, ...]) -> int:
+    """Multiply-adds x2 of the model's Dense and Conv2D layers for one example.
+
+    Activations, pooling, dropout and bias adds are ignored: they are below 1%
+    of the total for kbench's models.
+
+    Args:
+        model: a built model.
+        input_shape: one example's shape, without the batch axis.
+    """
+    total = 0
+    shape = (1, *input_shape)
+    for layer in _flat_layers(model):
+        counter = next((f for cls, f in _LAYER_FLOPS.items() if isinstance(layer, cls)), None)
+        if counter is not None:
+            total += counter(layer, shape)
+        shape = layer.compute_output_shape(shape)
+    return total
+
+
+def _flat_layers(model: keras.Model) -> list:
+    """Layers in call order, for Sequential, Functional and kbench's subclassed model."""
+    return list(getattr(model, "stack", None) or
+                [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)])
+
+
+def training_flops_per_sample(model: keras.Model, input_shape: tuple[int, ...]) -> int:
+    """Approximate FLOPs of one training step per example (forward + backward)."""
+    return TRAINING_FLOPS_PER_FORWARD_FLOP * forward_flops_per_sample(model, input_shape)
+
+
+def probe_matmul_flops(device: str = "/CPU:0", *, size: int = MATMUL_PROBE_SIZE,
+                       repeats: int = MATMUL_PROBE_REPEATS, rounds: int = MATMUL_PROBE_ROUNDS,
+                       timer: Callable[[], float] = time.perf_counter) -> float:
+    """The device's achievable float32 matmul rate in FLOP/s (best of ``rounds``)."""
+    with tf.device(device):
+        a = tf.random.stateless_normal((size, size), seed=(1, 2))
+        b = tf.random.stateless_normal((size, size), seed=(3, 4))
+
+        @tf.function
+        def chain(x):
+            for _ in range(repeats):
+                x = tf.linalg.matmul(x, b) * (1.0 / size)
+            return tf.reduce_sum(x)
+
+        float(chain(a))  # trace and warm up
+        best = float("inf")
+        for _ in range(rounds):
+            sync_devices()
+            start = timer()
+            float(chain(a))
+            sync_devices()
+            best = min(best, timer() - start)
+    return 2.0 * size**3 * repeats / best
+
+
+# --------------------------------------------------------------------------- profiles
+
+
+@dataclasses.dataclass(frozen=True)
+class Profile:
+    """How much measuring a benchmark run does.
+
+    Attributes:
+        name: profile name.
+        rounds: measured rounds per benchmark (the spread comes from these).
+        steps_per_round: training steps in one round.
+        warmup_rounds: unmeasured rounds after startup.
+        batch_sizes: batch sizes the throughput suites sweep.
+        families: model families the suites cover.
+    """
+
+    name: str
+    rounds: int
+    steps_per_round: int
+    warmup_rounds: int
+    batch_sizes: tuple[int, ...]
+    families: tuple[str, ...]
+
+    def __post_init__(self):
+        for field, minimum in (("rounds", 1), ("steps_per_round", 1), ("warmup_rounds", 0)):
+            value = getattr(self, field)
+            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+                raise ValueError(f"{field} must be an int >= {minimum}, got {value!r}")
+
+
+# Budgets on a 2-core CPU: smoke, the whole suite in <= 2 min (CI); default
+# <= 10 min; full sweeps batch sizes and takes longer.
+PROFILES = MappingProxyType({
+    "smoke": Profile("smoke", rounds=3, steps_per_round=10, warmup_rounds=1,
+                     batch_sizes=(64,), families=("mlp",)),
+    "default": Profile("default", rounds=7, steps_per_round=40, warmup_rounds=1,
+                       batch_sizes=(64,), families=("mlp", "cnn")),
+    "full": Profile("full", rounds=15, steps_per_round=60, warmup_rounds=2,
+                    batch_sizes=(64, 256, 1024), families=("mlp", "cnn")),
+})
+PROFILE_ENV = "KBENCH_PROFILE"
+DEFAULT_PROFILE = "default"
+
+
+def get_profile(name: str | None) -> Profile:
+    """A profile by name; None means the default."""
+    name = DEFAULT_PROFILE if name is None else name
+    if name not in PROFILES:
+        raise ValueError(f"profile must be one of {tuple(PROFILES)}, got {name!r}")
+    return PROFILES[name]
+
+
+# --------------------------------------------------------------------------- the run
+
+
+class _RoundProbe(keras.callbacks.Callback):
+    """Gates rounds (epochs) on the caller and timestamps every step's completion.
+
+    One callback does both, so its clock reads sit right after the gate opens
+    and right before it is signalled.
+
+    ``async_safe``: Keras then runs ``on_train_batch_end`` in its callback
+    thread pool instead of blocking the training loop on it, exactly as a
+    plain ``model.fit`` with no batch-level callback runs (a blocking callback
+    costs ~30% of a small model's throughput on CPU). There, fetching the loss
+    waits for that step alone; the round's end waits for all of them.
+    """
+
+    async_safe = True
+
+    def __init__(self, timer: Callable[[], float], timeout_s: float):
+        super().__init__()
+        self.timer, self.timeout_s = timer, timeout_s
+        self.go = threading.Semaphore(0)
+        self.finished: queue.SimpleQueue = queue.SimpleQueue()
+        self.run_start = None
+        self.rounds: list[dict] = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if not self.go.acquire(timeout=self.timeout_s):
+            raise MeasurementError(f"no round was requested within {self.timeout_s} s")
+        self.rounds.append({"start": self.timer(), "steps": {}})
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = float(logs["loss"])  # waits for this step's loss
+        self.rounds[-1]["steps"][batch] = (self.timer(), loss)
+
+    def on_epoch_end(self, epoch, logs=None):
+        sync_devices()
+        self.rounds[-1]["end"] = self.timer()
+        self.finished.put(("round", len(self.rounds)))
+
+    @staticmethod
+    def step_ends(round_: dict) -> list[float]:
+        return [round_["steps"][b][0] for b in sorted(round_["steps"])]
+
+    @staticmethod
+    def losses(round_: dict) -> list[float]:
+        return [round_["steps"][b][1] for b in sorted(round_["steps"])]
+
+
+@dataclasses.dataclass(frozen=True)
+class Measurement:
+    """What a steady-state measurement of one workflow produced.
+
+    Attributes:
+        spec: the workflow measured.
+        device: the TF device it ran on.
+        batch_size, steps_per_round: the round shape.
+        startup_s: from the start of the run to the end of its first step
+            (Keras setup, tracing, XLA compilation, first step).
+        warmup_s: duration of the unmeasured warm-up rounds.
+        round_s: duration of each measured round, device synced.
+        step_s: duration of every measured step.
+        losses: the running loss Keras reports after every measured step.
+        loss_start, loss_end: mean loss of the first warm-up round and of
+            the last measured round.
+        flops_per_sample: approximate training FLOPs per example.
+    """
+
+    spec: WorkflowSpec
+    device: str
+    batch_size: int
+    steps_per_round: int
+    startup_s: float
+    warmup_s: float
+    round_s: tuple[float, ...]
+    step_s: tuple[float, ...]
+    loss_start: float
+    loss_end: float
+    flops_per_sample: int
+
+    @property
+    def samples_per_s(self) -> tuple[float, ...]:
+        samples = self.batch_size * self.steps_per_round
+        return tuple(samples / s for s in self.round_s)
+
+    @property
+    def loss_fell(self) -> bool:
+        return self.loss_end < self.loss_start
+
+    def throughput(self) -> stats.Summary:
+        return stats.summarize(self.samples_per_s)
+
+    def extra_info(self, peak_flops: float | None = None) -> dict:
+        """Everything a stored result needs, as plain JSON values."""
+        summary = self.throughput()
+        achieved = summary.median * self.flops_per_sample
+        return {
+            "workflow": self.spec.name,
+            "spec": self.spec.to_dict(),
+            "device": self.device,
+            "batch_size": self.batch_size,
+            "steps_per_round": self.steps_per_round,
+            "startup_s": self.startup_s,
+            "warmup_s": self.warmup_s,
+            "round_s": list(self.round_s),
+            "samples_per_s": list(self.samples_per_s),
+            "throughput": summary.to_dict(),
+            "step_latency_s": stats.percentiles(self.step_s),
+            "loss_start": self.loss_start,
+            "loss_end": self.loss_end,
+            "flops_per_sample": self.flops_per_sample,
+            "achieved_flops": achieved,
+            "peak_flops": peak_flops,
+            "mfu": achieved / peak_flops if peak_flops else None,
+        }
+
+
+class SteadyStateRun:
+    """One continuous training run, advanced a round at a time by the caller.
+
+    Use as a context manager::
+
+        with SteadyStateRun(spec, train_data, steps_per_round=40, rounds=7) as run:
+            run.warm_up()
+            for _ in range(7):
+                run.next_round()      # time this from outside, or read run.measurement()
+    """
+
+    def __init__(self, spec: WorkflowSpec, train_data: tf.data.Dataset, *,
+                 steps_per_round: int, rounds: int, warmup_rounds: int = 1,
+                 device: str = "/CPU:0", timer: Callable[[], float] = time.perf_counter,
+                 timeout_s: float = ROUND_TIMEOUT_S):
+        check_supported(spec)
+        self.spec, self.device = spec, device
+        self.steps_per_round, self.rounds, self.warmup_rounds = steps_per_round, rounds, warmup_rounds
+        self.timeout_s = timeout_s
+        self.probe = _RoundProbe(timer, timeout_s)
+        self._train_data = train_data
+        self._thread: threading.Thread | None = None
+        self._requested = 0
+        with tf.device(device), training.op_determinism(spec.deterministic):
+            keras.utils.set_random_seed(spec.seed)
+            self.model = training.build_compiled_model(spec)
+            self.loop = training.make_loop(self.model, spec)
+        self.flops_per_sample = training_flops_per_sample(
+            self.model, models.input_shape_for(spec.family))
+
+    def __enter__(self) -> "SteadyStateRun":
+        self._thread = threading.Thread(target=self._work, name=f"kbench-{self.spec.name}",
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        # Release any round the worker still waits for, so it can finish.
+        for _ in range(self.warmup_rounds + self.rounds - self._requested):
+            self.probe.go.release()
+        self._thread.join(self.timeout_s)
+
+    def _work(self) -> None:
+        try:
+            with tf.device(self.device), training.op_determinism(self.spec.deterministic):
+                self.probe.run_start = self.probe.timer()
+                self.loop.run(self._train_data, epochs=self.warmup_rounds + self.rounds,
+                              steps_per_epoch=self.steps_per_round, callbacks=[self.probe])
+            self.probe.finished.put(("done", None))
+        except BaseException as err:  # handed to the caller's thread
+            self.probe.finished.put(("error", err))
+
+    def next_round(self) -> None:
+        """Let the run do one more round of steps and wait until it is done (synced)."""
+        self._requested += 1
+        self.probe.go.release()
+        try:
+            kind, value = self.probe.finished.get(timeout=self.timeout_s)
+        except queue.Empty:
+            raise MeasurementError(f"{self.spec.name}: a round took over {self.timeout_s} s") from None
+        if kind == "error":
+            raise MeasurementError(f"{self.spec.name} failed during round {self._requested}: "
+                                   f"{type(value).__name__}: {value}") from value
+        if kind == "done" or len(self.probe.rounds[-1]["steps"]) != self.steps_per_round:
+            raise MeasurementError(f"{self.spec.name}: the input ran out in round "
+                                   f"{self._requested}; repeat() the training data")
+
+    def warm_up(self) -> None:
+        """Run the unmeasured warm-up rounds."""
+        for _ in range(self.warmup_rounds):
+            self.next_round()
+
+    def measurement(self) -> Measurement:
+        """The record of the rounds run so far (all warm-up rounds must be done)."""
+        probe, warm = self.probe, self.warmup_rounds
+        measured = probe.rounds[warm:]
+        if not measured:
+            raise MeasurementError("no measured round has run yet")
+        first_round = probe.rounds[0]
+        return Measurement(
+            spec=self.spec, device=self.device, batch_size=self.spec.batch_size,
+            steps_per_round=self.steps_per_round,
+            startup_s=probe.step_ends(first_round)[0] - probe.run_start,
+            warmup_s=sum(r["end"] - r["start"] for r in probe.rounds[:warm]),
+            round_s=tuple(r["end"] - r["start"] for r in measured),
+            step_s=tuple(s for r in measured
+                         for s in np.diff([r["start"], *probe.step_ends(r)])),
+            loss_start=float(np.mean(probe.losses(first_round))),
+            loss_end=float(np.mean(probe.losses(measured[-1]))),
+            flops_per_sample=self.flops_per_sample,
+        )
+
+
+def training_input(spec: WorkflowSpec, dataset: kdata.Dataset | None = None,
+                   **pipeline_overrides) -> tf.data.Dataset:
+    """The spec's training pipeline, repeated forever, as a benchmark feeds it."""
+    dataset = dataset if dataset is not None else kdata.load_dataset(spec.dataset, seed=spec.seed)
+    options = training.pipeline_options(spec, **pipeline_overrides)
+    return kdata.make_pipeline(dataset.x_train, dataset.y_train, options).repeat()
+
+
+def compute_only_input(train_data: tf.data.Dataset, steps: int) -> tf.data.Dataset:
+    """``steps`` batches of ``train_data`` cached in memory and repeated: no input cost.
+
+    The first pass (the warm-up round) fills the cache.
+    """
+    return train_data.take(steps).cache().repeat()
+
+
+def consume(iterator: Iterator, steps: int) -> None:
+    """Pull ``steps`` batches from an input iterator (input-only timing)."""
+    for _ in range(steps):
+        next(iterator)
+
+
+def measure(spec: WorkflowSpec, train_data: tf.data.Dataset, profile: Profile, *,
+            device: str = "/CPU:0", round_runner: Callable[[Callable[[], None], int], None] | None = None
+            ) -> Measurement:
+    """Measure ``spec`` on ``train_data`` under ``profile``.
+
+    Args:
+        round_runner: calls ``next_round`` ``rounds`` times; pytest-benchmark's
+            ``pedantic`` in the benchmarks, a plain loop by default.
+    """
+    runner = round_runner or (lambda fn, n: [fn() for _ in range(n)])
+    with SteadyStateRun(spec, train_data, steps_per_round=profile.steps_per_round,
+                        rounds=profile.rounds, warmup_rounds=profile.warmup_rounds,
+                        device=device) as run:
+        run.warm_up()
+        runner(run.next_round, profile.rounds)
+        return run.measurement()
+
+
+def benchmark_training(benchmark, spec: WorkflowSpec, train_data: tf.data.Dataset,
+                       profile: Profile, *, device: str = "/CPU:0",
+                       peak_flops: float | None = None, **labels) -> Measurement:
+    """Time ``spec`` with pytest-benchmark: one pedantic round per training round.
+
+    The rounds' samples, startup, step latencies, FLOPs and MFU go into
+    ``benchmark.extra_info`` with ``labels`` (e.g. comparison=..., variant=...).
+    """
+    with SteadyStateRun(spec, train_data, steps_per_round=profile.steps_per_round,
+                        rounds=profile.rounds, warmup_rounds=profile.warmup_rounds,
+                        device=device) as run:
+        run.warm_up()
+        benchmark.pedantic(run.next_round, rounds=profile.rounds, iterations=1)
+        result = run.measurement()
+    benchmark.extra_info.update(result.extra_info(peak_flops), profile=profile.name, **labels)
+    if "comparison" in labels:
+        benchmark.group = labels["comparison"]
+    return result
+
+
+def _timed_fresh_fit(spec: WorkflowSpec, train_data: tf.data.Dataset, steps: int,
+                     timer: Callable[[], float]) -> float:
+    """Seconds for one plain model.fit of ``steps`` on a freshly built model, synced."""
+    keras.utils.set_random_seed(spec.seed)
+    model = training.build_compiled_model(spec)
+    sync_devices()
+    start = timer()
+    model.fit(train_data, steps_per_epoch=steps, epochs=1, verbose=0)
+    sync_devices()
+    return timer() - start
+
+
+def bare_fit_throughput(spec: WorkflowSpec, train_data: tf.data.Dataset, *, steps: int,
+                        warmup_steps: int, device: str = "/CPU:0",
+                        timer: Callable[[], float] = time.perf_counter) -> float:
+    """Samples/s of plain, hand-timed ``model.fit`` calls (no kbench callback at all).
+
+    Two fits on fresh models, of ``warmup_steps`` and ``warmup_steps + steps``:
+    their difference is the time of ``steps`` steady-state steps, with Keras
+    setup, tracing and the input pipeline's start-up cancelled out. The
+    reference for the harness-overhead check.
+    """
+    with tf.device(device), training.op_determinism(spec.deterministic):
+        short = _timed_fresh_fit(spec, train_data, warmup_steps, timer)
+        long = _timed_fresh_fit(spec, train_data, warmup_steps + steps, timer)
+    if long <= short:
+        raise MeasurementError(f"bare fit of {steps} more steps took no time "
+                               f"({long:.4f} s vs {short:.4f} s); use more steps")
+    return steps * spec.batch_size / (long - short)

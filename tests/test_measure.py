@@ -1,0 +1,193 @@
+"""Tests for kbench.measure: FLOP counts, the steady-state run, profiles, probes."""
+
+import itertools
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from kbench import data, measure, models
+from kbench.workflows import LOOPS, UpstreamBugError, WorkflowSpec
+
+# Hand counts (2 FLOPs per multiply-add, Dense and Conv2D only).
+MLP_FORWARD_FLOPS = 2 * 784 * 128 + 2 * 128 * 10  # 203,264: the issue's "~0.2 MFLOP"
+CNN_FORWARD_FLOPS = (
+    2 * 3 * 3 * 1 * 32 * 26 * 26      # conv_1: 28x28x1 -> 26x26x32
+    + 2 * 3 * 3 * 32 * 64 * 11 * 11   # conv_2: 13x13x32 -> 11x11x64
+    + 2 * 3 * 3 * 64 * 64 * 3 * 3     # conv_3: 5x5x64 -> 3x3x64
+    + 2 * 576 * 128 + 2 * 128 * 10    # dense_hidden, logits
+)
+
+
+@pytest.mark.parametrize("style", models.STYLES)
+@pytest.mark.parametrize("family, expected", [("mlp", MLP_FORWARD_FLOPS),
+                                              ("cnn", CNN_FORWARD_FLOPS)])
+def test_forward_flops_match_hand_count_in_every_style(family, expected, style):
+    model = models.build_model(family, style)
+    shape = models.input_shape_for(family)
+    assert measure.forward_flops_per_sample(model, shape) == expected
+    assert measure.training_flops_per_sample(model, shape) == 3 * expected
+
+
+def counting_timer(step=1.0):
+    """A clock that advances by ``step`` at every read."""
+    ticks = itertools.count()
+    return lambda: next(ticks) * step
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return data.load_dataset("synthetic", n_train=256, n_test=64)
+
+
+def _input(spec, tiny):
+    return measure.training_input(spec, tiny)
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_steady_state_run_times_rounds_and_steps(loop, tiny):
+    spec = WorkflowSpec(loop=loop, batch_size=32)
+    with measure.SteadyStateRun(spec, _input(spec, tiny), steps_per_round=4, rounds=3,
+                                warmup_rounds=1, timer=counting_timer()) as run:
+        run.warm_up()
+        for _ in range(3):
+            run.next_round()
+        result = run.measurement()
+    # Clock reads per round: begin, one per step, end -> a round spans 4 + 1 ticks.
+    assert result.round_s == (5.0, 5.0, 5.0)
+    assert result.samples_per_s == (32 * 4 / 5.0,) * 3
+    assert result.step_s == (1.0,) * 12
+    # run start, then the warm-up round's begin and first step end.
+    assert result.startup_s == 2.0
+    assert result.warmup_s == 5.0
+    assert result.flops_per_sample == 3 * MLP_FORWARD_FLOPS
+    assert np.isfinite(result.loss_start) and np.isfinite(result.loss_end)
+
+
+def test_measurement_extra_info_has_every_field(tiny):
+    spec = WorkflowSpec(batch_size=32)
+    result = measure.measure(spec, _input(spec, tiny), measure.Profile(
+        "t", rounds=3, steps_per_round=3, warmup_rounds=1, batch_sizes=(32,), families=("mlp",)))
+    info = result.extra_info(peak_flops=1e9)
+    assert info["workflow"] == spec.name and len(info["samples_per_s"]) == 3
+    assert set(info["step_latency_s"]) == {"p50", "p90", "p99"}
+    assert info["throughput"]["n"] == 3
+    assert info["mfu"] == pytest.approx(info["achieved_flops"] / 1e9)
+    assert info["achieved_flops"] == pytest.approx(
+        info["throughput"]["median"] * 3 * MLP_FORWARD_FLOPS)
+
+
+def test_training_learns_while_measured(tiny):
+    spec = WorkflowSpec(batch_size=32)
+    profile = measure.Profile("t", rounds=4, steps_per_round=8, warmup_rounds=1,
+                              batch_sizes=(32,), families=("mlp",))
+    assert measure.measure(spec, _input(spec, tiny), profile).loss_fell
+
+
+def test_running_out_of_input_is_an_error_not_a_short_round(tiny):
+    spec = WorkflowSpec(batch_size=64)
+    finite = measure.training_input(spec, tiny).take(6)
+    with measure.SteadyStateRun(spec, finite, steps_per_round=4, rounds=2) as run:
+        run.next_round()
+        with pytest.raises(measure.MeasurementError, match="input ran out in round 2"):
+            run.next_round()
+
+
+def test_a_failure_in_training_reaches_the_caller(tiny):
+    spec = WorkflowSpec(batch_size=64)
+    wrong_shape = tf.data.Dataset.from_tensors(
+        (tf.zeros((64, 5, 5)), tf.zeros((64,), tf.int32))).repeat()
+    with measure.SteadyStateRun(spec, wrong_shape, steps_per_round=2, rounds=1) as run:
+        with pytest.raises(measure.MeasurementError, match="failed during round 1"):
+            run.next_round()
+
+
+def test_known_upstream_bug_is_refused_before_measuring(tiny):
+    spec = WorkflowSpec(execution="xla", deterministic=True)
+    with pytest.raises(UpstreamBugError, match="keras-team/keras#20315"):
+        measure.SteadyStateRun(spec, _input(spec, tiny), steps_per_round=2, rounds=1)
+
+
+def test_compute_only_input_repeats_the_same_batches(tiny):
+    spec = WorkflowSpec(batch_size=64)
+    cached = measure.compute_only_input(_input(spec, tiny), steps=2)
+    labels = [y.numpy().tolist() for _, y in cached.take(6)]
+    assert labels[0:2] == labels[2:4] == labels[4:6]
+    assert labels[0] != labels[1]
+
+
+def test_matmul_probe_counts_flops_over_the_best_round():
+    rate = measure.probe_matmul_flops(size=64, repeats=2, rounds=3, timer=counting_timer(0.5))
+    assert rate == 2 * 64**3 * 2 / 0.5
+
+
+def test_matmul_probe_on_this_machine_is_plausible():
+    rate = measure.probe_matmul_flops(size=256, repeats=2, rounds=2)
+    # Any CPU that runs TF does more than 0.1 GFLOP/s and less than 100 TFLOP/s.
+    assert 1e8 < rate < 1e14
+
+
+class FakeBenchmark:
+    """The parts of pytest-benchmark's fixture that benchmark_training uses."""
+
+    def __init__(self):
+        self.extra_info, self.group, self.calls = {}, None, 0
+
+    def pedantic(self, target, rounds, iterations):
+        assert iterations == 1
+        for _ in range(rounds):
+            target()
+            self.calls += 1
+
+
+def test_benchmark_training_fills_extra_info_and_group(tiny):
+    spec = WorkflowSpec(batch_size=32)
+    bench = FakeBenchmark()
+    profile = measure.get_profile("smoke")
+    result = measure.benchmark_training(bench, spec, _input(spec, tiny), profile,
+                                        peak_flops=2e9, comparison="loop x", variant="fit")
+    assert bench.calls == profile.rounds
+    assert bench.group == "loop x"
+    assert bench.extra_info["variant"] == "fit" and bench.extra_info["profile"] == "smoke"
+    assert bench.extra_info["samples_per_s"] == list(result.samples_per_s)
+    assert bench.extra_info["peak_flops"] == 2e9
+
+
+def test_profiles_fit_their_purpose():
+    smoke, default, full = (measure.get_profile(n) for n in ("smoke", "default", "full"))
+    assert smoke.rounds * smoke.steps_per_round < default.rounds * default.steps_per_round
+    assert default.rounds >= 5, "Mann-Whitney needs >= 5 rounds a side to reach p < 0.01"
+    assert full.batch_sizes == (64, 256, 1024)
+    assert measure.get_profile(None) == default
+
+
+@pytest.mark.parametrize("bad, message", [
+    ("fast", "profile must be one of .*got 'fast'"),
+])
+def test_unknown_profile_is_rejected(bad, message):
+    with pytest.raises(ValueError, match=message):
+        measure.get_profile(bad)
+
+
+@pytest.mark.parametrize("field, value", [("rounds", 0), ("steps_per_round", -1),
+                                          ("warmup_rounds", -1), ("rounds", 2.0)])
+def test_profile_validates_its_counts(field, value):
+    fields = dict(name="x", rounds=3, steps_per_round=3, warmup_rounds=1, batch_sizes=(64,),
+                  families=("mlp",))
+    fields[field] = value
+    with pytest.raises(ValueError, match=f"{field} must be an int >= .*got {value!r}"):
+        measure.Profile(**fields)
+
+
+def test_sync_devices_runs_on_cpu():
+    measure.sync_devices()  # must not raise where there is no GPU
+    assert measure.gpu_devices() == [f"/GPU:{i}" for i in range(len(tf.config.list_logical_devices("GPU")))]
+
+
+def test_bare_fit_throughput_subtracts_the_short_run(tiny):
+    spec = WorkflowSpec(batch_size=32)
+    # Each fit reads the clock twice: short fit 0 -> 1, long fit 2 -> 4 (step 1, then 2).
+    readings = iter([0.0, 1.0, 2.0, 4.0])
+    rate = measure.bare_fit_throughput(spec, _input(spec, tiny), steps=5, warmup_steps=2,
+                                       timer=lambda: next(readings))
+    assert rate == 5 * 32 / (2.0 - 1.0)
