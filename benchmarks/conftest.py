@@ -7,6 +7,7 @@ and the summary is kbench.report's.
 import os
 
 import pytest
+from pytest_benchmark.utils import get_tag
 
 from kbench import data, fingerprint, measure, report
 
@@ -21,8 +22,23 @@ def pytest_addoption(parser):
     )
 
 
+# Where results are kept unless the user says otherwise (--benchmark-storage).
+RESULTS_STORAGE = "reports/runs/pytest-benchmark"
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-benchmark reads its options
 def pytest_configure(config):
+    """Always keep the run: autosave pytest-benchmark JSON (with kbench's fields)."""
     config.stash[_RESULTS] = {}
+    if not config.getoption("benchmark_json") and not config.getoption("benchmark_save"):
+        config.option.benchmark_autosave = get_tag()  # what --benchmark-autosave stores
+    config.option.benchmark_save_data = True  # keep every round, not only the stats
+    if config.getoption("benchmark_storage") == _pytest_benchmark_default_storage():
+        config.option.benchmark_storage = f"file://{config.rootpath / RESULTS_STORAGE}"
+
+
+def _pytest_benchmark_default_storage() -> str:
+    return "file://./.benchmarks"
 
 
 def _profile(config) -> measure.Profile:

@@ -51,10 +51,10 @@ def test_input_only(benchmark, record, profile, mnist_5k, batch_size):
     spec = WorkflowSpec(batch_size=batch_size)
     iterator = iter(costly_input(spec, mnist_5k))
     measure.consume(iterator, profile.steps_per_round)  # warm-up
+    benchmark.group = f"prefetch input b{batch_size}"
     benchmark.pedantic(measure.consume, args=(iterator, profile.steps_per_round),
                        rounds=profile.rounds, iterations=1)
     samples = batch_size * profile.steps_per_round
-    benchmark.group = f"prefetch input b{batch_size}"
     benchmark.extra_info.update(
         suite="prefetch", variant="input-only", batch_size=batch_size, device="host",
         profile=profile.name, steps_per_round=profile.steps_per_round,
