@@ -402,10 +402,15 @@ class SteadyStateRun:
 
 def training_input(spec: WorkflowSpec, dataset: kdata.Dataset | None = None,
                    **pipeline_overrides) -> tf.data.Dataset:
-    """The spec's training pipeline, repeated forever, as a benchmark feeds it."""
+    """The spec's training pipeline as a benchmark feeds it: endless, full batches.
+
+    Repeated before the shuffle, so no round pays an epoch boundary's shuffle
+    buffer refill and every batch has ``batch_size`` examples.
+    """
     dataset = dataset if dataset is not None else kdata.load_dataset(spec.dataset, seed=spec.seed)
-    options = training.pipeline_options(spec, **pipeline_overrides)
-    return kdata.make_pipeline(dataset.x_train, dataset.y_train, options).repeat()
+    options = training.pipeline_options(spec, repeat=True, drop_remainder=True,
+                                        **pipeline_overrides)
+    return kdata.make_pipeline(dataset.x_train, dataset.y_train, options)
 
 
 def compute_only_input(train_data: tf.data.Dataset, steps: int) -> tf.data.Dataset:

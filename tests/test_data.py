@@ -12,7 +12,7 @@ from importlib import resources
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -616,6 +616,27 @@ def test_pipeline_tuning_never_changes_the_examples(
         np.testing.assert_array_equal(np.sort(indices), np.arange(n))
 
 
+@PIPELINE_SETTINGS
+@given(n=st.integers(1, 40), batch_size=st.integers(1, 16), shuffle=st.booleans(),
+       cache=st.booleans(), prefetch=st.sampled_from([None, AUTOTUNE]))
+def test_repeat_streams_every_example_without_epoch_gaps(n, batch_size, shuffle, cache, prefetch):
+    assume(batch_size <= n)
+    x, y = _indexed_arrays(n)
+    options = PipelineOptions(batch_size=batch_size, shuffle=shuffle, cache=cache,
+                              prefetch=prefetch, repeat=True, drop_remainder=True)
+    epochs = 3
+    steps = epochs * n // batch_size
+    indices, labels, sizes = _run(make_pipeline(x, y, options).take(steps))
+    assert sizes == [batch_size] * steps, "repeat before batching: every batch is full"
+    np.testing.assert_array_equal(labels, indices % NUM_CLASSES)
+    counts = np.bincount(indices, minlength=n)
+    if shuffle:
+        # Repeating before a (full-size) shuffle blurs epochs by at most one.
+        assert counts.min() >= epochs - 2 and counts.max() <= epochs + 1, counts
+    else:
+        np.testing.assert_array_equal(indices, np.tile(np.arange(n), epochs)[:len(indices)])
+
+
 def test_shuffle_reshuffles_each_epoch_and_depends_on_seed():
     x, y = _indexed_arrays(50)
     pipeline = make_pipeline(x, y, PipelineOptions(batch_size=8, shuffle_seed=1))
@@ -706,6 +727,7 @@ def test_make_pipeline_validates_arrays(small):
     ("shuffle_seed", -2, "shuffle_seed must be an int >= 0, got -2"),
     ("normalize", 1, "normalize must be a bool, got 1"),
     ("drop_remainder", "yes", "drop_remainder must be a bool, got 'yes'"),
+    ("repeat", 1, "repeat must be a bool, got 1"),
 ])
 def test_pipeline_options_reject_bad_values(field, value, match):
     with pytest.raises(ValueError, match=re.escape(match) if ".*" not in match else match):
