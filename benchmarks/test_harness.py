@@ -11,8 +11,8 @@ def test_harness_overhead(run_training, record, benchmark, profile, mnist_5k, de
                           baseline="kbench")
     bare = measure.bare_fit_throughput(
         spec, measure.training_input(spec, mnist_5k), device=device,
-        steps=profile.rounds * profile.steps_per_round,
-        warmup_steps=profile.warmup_rounds * profile.steps_per_round)
+        steps=profile.rounds * result.steps_per_round,
+        warmup_steps=profile.warmup_rounds * result.steps_per_round)
     kbench = result.throughput().median
     benchmark.extra_info.update(bare_fit_samples_per_s=bare, harness_ratio=kbench / bare)
     record()

@@ -50,14 +50,14 @@ def test_input_only(benchmark, record, profile, mnist_5k, batch_size):
     """The pipeline alone (tf.data runs on the host, whatever the training device)."""
     spec = WorkflowSpec(batch_size=batch_size)
     iterator = iter(costly_input(spec, mnist_5k))
-    measure.consume(iterator, profile.steps_per_round)  # warm-up
+    steps = measure.calibrate_input(iterator, profile)
     benchmark.group = f"prefetch input b{batch_size}"
-    benchmark.pedantic(measure.consume, args=(iterator, profile.steps_per_round),
-                       rounds=profile.rounds, iterations=1)
-    samples = batch_size * profile.steps_per_round
+    benchmark.pedantic(measure.consume, args=(iterator, steps), rounds=profile.rounds,
+                       iterations=1)
+    samples = batch_size * steps
     benchmark.extra_info.update(
         suite="prefetch", variant="input-only", batch_size=batch_size, device="host",
-        profile=profile.name, steps_per_round=profile.steps_per_round,
+        profile=profile.name, steps_per_round=steps,
         round_s=list(benchmark.stats.stats.data),
         samples_per_s=[samples / s for s in benchmark.stats.stats.data])
     record()

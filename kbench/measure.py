@@ -1,12 +1,15 @@
 """Timing training honestly: startup apart, device synced, per-round and per-step samples.
 
-A measurement runs ONE uninterrupted training run (``fit`` or the custom loop,
-through the engine in :mod:`kbench.training`) over a repeated input pipeline,
-split into *rounds* of K steps (Keras epochs with ``steps_per_epoch=K``):
+A measurement runs ONE model through the engine in :mod:`kbench.training`
+(``fit`` or the custom loop) over a repeated input pipeline:
 
-- round 0.. warm-up: tracing, XLA compilation and the first steps; the time
-  from the start of the run to the end of its first step is ``startup_s``.
-- the measured rounds: steady state. Each ends with a device sync
+- startup: a first run of two short epochs on the model. The first traces
+  and compiles (tracing, XLA compilation, first steps: ``startup_s``); the
+  second times ``steps_per_round`` steps to calibrate how many steps a round
+  needs to last ``profile.min_round_s``.
+- the gated run, on the same model and compiled step, in *rounds* of that
+  many steps (Keras epochs with ``steps_per_epoch=K``): ``warmup_rounds``
+  unmeasured, then the measured rounds. Each round ends with a device sync
   (``tf.test.experimental.sync_devices``) before the clock is read, so
   asynchronous GPU work is inside the round it belongs to.
 
@@ -22,6 +25,7 @@ Measurement never formats: summaries and tables live in kbench.report.
 from __future__ import annotations
 
 import dataclasses
+import math
 import queue
 import threading
 import time
@@ -148,7 +152,10 @@ class Profile:
     Attributes:
         name: profile name.
         rounds: measured rounds per benchmark (the spread comes from these).
-        steps_per_round: training steps in one round.
+        steps_per_round: the fewest training steps in a round.
+        min_round_s: rounds are lengthened (in steps, calibrated once per run)
+            to last at least this long, so that clock and scheduler jitter and
+            per-round costs stay small against the round.
         warmup_rounds: unmeasured rounds after startup.
         batch_sizes: batch sizes the throughput suites sweep.
         families: model families the suites cover.
@@ -157,6 +164,7 @@ class Profile:
     name: str
     rounds: int
     steps_per_round: int
+    min_round_s: float
     warmup_rounds: int
     batch_sizes: tuple[int, ...]
     families: tuple[str, ...]
@@ -166,18 +174,36 @@ class Profile:
             value = getattr(self, field)
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
                 raise ValueError(f"{field} must be an int >= {minimum}, got {value!r}")
+        if isinstance(self.min_round_s, bool) or not isinstance(self.min_round_s, (int, float)) \
+                or not 0 <= self.min_round_s < float("inf"):
+            raise ValueError(f"min_round_s must be a finite number >= 0, got {self.min_round_s!r}")
 
 
 # Budgets on a 2-core CPU: smoke, the whole suite in <= 2 min (CI); default
-# <= 10 min; full sweeps batch sizes and takes longer.
+# <= 10 min; full sweeps batch sizes and takes longer. Default rounds last
+# >= 0.5 s: on this VM, 0.1 s rounds of the MLP showed a 10% spread from
+# scheduler jitter alone.
 PROFILES = MappingProxyType({
-    "smoke": Profile("smoke", rounds=3, steps_per_round=10, warmup_rounds=1,
+    "smoke": Profile("smoke", rounds=3, steps_per_round=10, min_round_s=0.1, warmup_rounds=1,
                      batch_sizes=(64,), families=("mlp",)),
-    "default": Profile("default", rounds=7, steps_per_round=40, warmup_rounds=1,
-                       batch_sizes=(64,), families=("mlp", "cnn")),
-    "full": Profile("full", rounds=15, steps_per_round=60, warmup_rounds=2,
+    "default": Profile("default", rounds=7, steps_per_round=20, min_round_s=0.5,
+                       warmup_rounds=1, batch_sizes=(64,), families=("mlp", "cnn")),
+    "full": Profile("full", rounds=15, steps_per_round=40, min_round_s=1.0, warmup_rounds=2,
                     batch_sizes=(64, 256, 1024), families=("mlp", "cnn")),
 })
+# A round never grows beyond this many steps, whatever the calibration says.
+MAX_STEPS_PER_ROUND = 5000
+
+
+def calibrated_steps(step_s: float, profile: Profile) -> int:
+    """Steps per round for a step time: at least the profile's minimum and its round time."""
+    if not step_s > 0:
+        raise MeasurementError(f"a calibration step must take time, got {step_s!r} s")
+    # Rounded first so float noise (0.5 / 0.01 = 50.000000000000004) adds no step.
+    wanted = math.ceil(round(profile.min_round_s / step_s, 9))
+    return min(MAX_STEPS_PER_ROUND, max(profile.steps_per_round, wanted))
+
+
 PROFILE_ENV = "KBENCH_PROFILE"
 DEFAULT_PROFILE = "default"
 
@@ -232,7 +258,8 @@ class _RoundProbe(keras.callbacks.Callback):
 
     @staticmethod
     def step_ends(round_: dict) -> list[float]:
-        return [round_["steps"][b][0] for b in sorted(round_["steps"])]
+        # Sorted as times: callback threads may record neighbouring steps out of order.
+        return sorted(t for t, _ in round_["steps"].values())
 
     @staticmethod
     def losses(round_: dict) -> list[float]:
@@ -307,26 +334,54 @@ class Measurement:
         }
 
 
+class _StartupClock(keras.callbacks.Callback):
+    """Times the startup run: its first step, and each epoch (synced)."""
+
+    async_safe = True
+
+    def __init__(self, timer: Callable[[], float]):
+        super().__init__()
+        self.timer = timer
+        self.first_step_end = None
+        self.epoch_s: list[float] = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start = self.timer()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if batch == 0 and not self.epoch_s:  # the run's first step
+            float(logs["loss"])  # waits for it
+            self.first_step_end = self.timer()
+
+    def on_epoch_end(self, epoch, logs=None):
+        sync_devices()
+        self.epoch_s.append(self.timer() - self._epoch_start)
+
+
 class SteadyStateRun:
-    """One continuous training run, advanced a round at a time by the caller.
+    """One training run, advanced a round at a time by the caller.
 
-    Use as a context manager::
+    In the worker thread: a startup run of two short epochs (the first traces
+    and compiles, the second times a step to calibrate the round length), then
+    the gated run of warm-up and measured rounds, on the same model and
+    compiled step. Use as a context manager::
 
-        with SteadyStateRun(spec, train_data, steps_per_round=40, rounds=7) as run:
+        with SteadyStateRun(spec, train_data, profile) as run:
             run.warm_up()
-            for _ in range(7):
+            for _ in range(profile.rounds):
                 run.next_round()      # time this from outside, or read run.measurement()
     """
 
-    def __init__(self, spec: WorkflowSpec, train_data: tf.data.Dataset, *,
-                 steps_per_round: int, rounds: int, warmup_rounds: int = 1,
+    def __init__(self, spec: WorkflowSpec, train_data: tf.data.Dataset, profile: Profile, *,
                  device: str = "/CPU:0", timer: Callable[[], float] = time.perf_counter,
                  timeout_s: float = ROUND_TIMEOUT_S):
         check_supported(spec)
-        self.spec, self.device = spec, device
-        self.steps_per_round, self.rounds, self.warmup_rounds = steps_per_round, rounds, warmup_rounds
+        self.spec, self.profile, self.device = spec, profile, device
         self.timeout_s = timeout_s
+        self.timer = timer
         self.probe = _RoundProbe(timer, timeout_s)
+        self.startup = _StartupClock(timer)
+        self.steps_per_round: int | None = None  # set by the calibration
         self._train_data = train_data
         self._thread: threading.Thread | None = None
         self._requested = 0
@@ -337,6 +392,10 @@ class SteadyStateRun:
         self.flops_per_sample = training_flops_per_sample(
             self.model, models.input_shape_for(spec.family))
 
+    @property
+    def total_rounds(self) -> int:
+        return self.profile.warmup_rounds + self.profile.rounds
+
     def __enter__(self) -> "SteadyStateRun":
         self._thread = threading.Thread(target=self._work, name=f"kbench-{self.spec.name}",
                                         daemon=True)
@@ -345,15 +404,19 @@ class SteadyStateRun:
 
     def __exit__(self, *exc_info) -> None:
         # Release any round the worker still waits for, so it can finish.
-        for _ in range(self.warmup_rounds + self.rounds - self._requested):
+        for _ in range(self.total_rounds - self._requested):
             self.probe.go.release()
         self._thread.join(self.timeout_s)
 
     def _work(self) -> None:
         try:
             with tf.device(self.device), training.op_determinism(self.spec.deterministic):
-                self.probe.run_start = self.probe.timer()
-                self.loop.run(self._train_data, epochs=self.warmup_rounds + self.rounds,
+                self.run_start = self.timer()
+                self.loop.run(self._train_data, epochs=2, callbacks=[self.startup],
+                              steps_per_epoch=self.profile.steps_per_round)
+                step_s = self.startup.epoch_s[-1] / self.profile.steps_per_round
+                self.steps_per_round = calibrated_steps(step_s, self.profile)
+                self.loop.run(self._train_data, epochs=self.total_rounds,
                               steps_per_epoch=self.steps_per_round, callbacks=[self.probe])
             self.probe.finished.put(("done", None))
         except BaseException as err:  # handed to the caller's thread
@@ -376,25 +439,24 @@ class SteadyStateRun:
 
     def warm_up(self) -> None:
         """Run the unmeasured warm-up rounds."""
-        for _ in range(self.warmup_rounds):
+        for _ in range(self.profile.warmup_rounds):
             self.next_round()
 
     def measurement(self) -> Measurement:
         """The record of the rounds run so far (all warm-up rounds must be done)."""
-        probe, warm = self.probe, self.warmup_rounds
+        probe, warm = self.probe, self.profile.warmup_rounds
         measured = probe.rounds[warm:]
         if not measured:
             raise MeasurementError("no measured round has run yet")
-        first_round = probe.rounds[0]
         return Measurement(
             spec=self.spec, device=self.device, batch_size=self.spec.batch_size,
             steps_per_round=self.steps_per_round,
-            startup_s=probe.step_ends(first_round)[0] - probe.run_start,
+            startup_s=self.startup.first_step_end - self.run_start,
             warmup_s=sum(r["end"] - r["start"] for r in probe.rounds[:warm]),
             round_s=tuple(r["end"] - r["start"] for r in measured),
             step_s=tuple(s for r in measured
                          for s in np.diff([r["start"], *probe.step_ends(r)])),
-            loss_start=float(np.mean(probe.losses(first_round))),
+            loss_start=float(np.mean(probe.losses(probe.rounds[0]))),
             loss_end=float(np.mean(probe.losses(measured[-1]))),
             flops_per_sample=self.flops_per_sample,
         )
@@ -427,6 +489,15 @@ def consume(iterator: Iterator, steps: int) -> None:
         next(iterator)
 
 
+def calibrate_input(iterator: Iterator, profile: Profile,
+                    timer: Callable[[], float] = time.perf_counter) -> int:
+    """Warm an input iterator up, then the steps per round that last ``profile.min_round_s``."""
+    consume(iterator, profile.steps_per_round)  # warm-up: buffers fill, functions trace
+    start = timer()
+    consume(iterator, profile.steps_per_round)
+    return calibrated_steps((timer() - start) / profile.steps_per_round, profile)
+
+
 def measure(spec: WorkflowSpec, train_data: tf.data.Dataset, profile: Profile, *,
             device: str = "/CPU:0", round_runner: Callable[[Callable[[], None], int], None] | None = None
             ) -> Measurement:
@@ -437,9 +508,7 @@ def measure(spec: WorkflowSpec, train_data: tf.data.Dataset, profile: Profile, *
             ``pedantic`` in the benchmarks, a plain loop by default.
     """
     runner = round_runner or (lambda fn, n: [fn() for _ in range(n)])
-    with SteadyStateRun(spec, train_data, steps_per_round=profile.steps_per_round,
-                        rounds=profile.rounds, warmup_rounds=profile.warmup_rounds,
-                        device=device) as run:
+    with SteadyStateRun(spec, train_data, profile, device=device) as run:
         run.warm_up()
         runner(run.next_round, profile.rounds)
         return run.measurement()
@@ -455,9 +524,7 @@ def benchmark_training(benchmark, spec: WorkflowSpec, train_data: tf.data.Datase
     """
     if "comparison" in labels:
         benchmark.group = labels["comparison"]  # read when pedantic starts
-    with SteadyStateRun(spec, train_data, steps_per_round=profile.steps_per_round,
-                        rounds=profile.rounds, warmup_rounds=profile.warmup_rounds,
-                        device=device) as run:
+    with SteadyStateRun(spec, train_data, profile, device=device) as run:
         run.warm_up()
         benchmark.pedantic(run.next_round, rounds=profile.rounds, iterations=1)
         result = run.measurement()
@@ -465,32 +532,42 @@ def benchmark_training(benchmark, spec: WorkflowSpec, train_data: tf.data.Datase
     return result
 
 
-def _timed_fresh_fit(spec: WorkflowSpec, train_data: tf.data.Dataset, steps: int,
-                     timer: Callable[[], float]) -> float:
-    """Seconds for one plain model.fit of ``steps`` on a freshly built model, synced."""
-    keras.utils.set_random_seed(spec.seed)
-    model = training.build_compiled_model(spec)
+def _timed_fit(model: keras.Model, train_data: tf.data.Dataset, steps: int,
+               timer: Callable[[], float]) -> float:
+    """Seconds for one plain ``model.fit`` of ``steps`` steps, device synced."""
     sync_devices()
     start = timer()
-    model.fit(train_data, steps_per_epoch=steps, epochs=1, verbose=0)
+    model.fit(train_data, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False)
     sync_devices()
     return timer() - start
 
 
 def bare_fit_throughput(spec: WorkflowSpec, train_data: tf.data.Dataset, *, steps: int,
-                        warmup_steps: int, device: str = "/CPU:0",
+                        warmup_steps: int, repeats: int = 3, device: str = "/CPU:0",
                         timer: Callable[[], float] = time.perf_counter) -> float:
     """Samples/s of plain, hand-timed ``model.fit`` calls (no kbench callback at all).
 
-    Two fits on fresh models, of ``warmup_steps`` and ``warmup_steps + steps``:
-    their difference is the time of ``steps`` steady-state steps, with Keras
-    setup, tracing and the input pipeline's start-up cancelled out. The
-    reference for the harness-overhead check.
+    One model: an untimed fit of ``warmup_steps`` traces the train function
+    (Keras keeps it across fit calls), then ``repeats`` pairs of timed fits of
+    1 and ``1 + steps`` steps. Each pair's difference is the time of ``steps``
+    steady-state steps with the per-fit setup (epoch iterator, pipeline
+    start-up) cancelled out; the median pair is returned. The reference for
+    the harness-overhead check.
     """
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+        raise ValueError(f"repeats must be an int >= 1, got {repeats!r}")
     with tf.device(device), training.op_determinism(spec.deterministic):
-        short = _timed_fresh_fit(spec, train_data, warmup_steps, timer)
-        long = _timed_fresh_fit(spec, train_data, warmup_steps + steps, timer)
-    if long <= short:
+        keras.utils.set_random_seed(spec.seed)
+        model = training.build_compiled_model(spec)
+        model.fit(train_data, steps_per_epoch=max(1, warmup_steps), epochs=1, verbose=0,
+                  shuffle=False)
+        differences = []
+        for _ in range(repeats):
+            short = _timed_fit(model, train_data, 1, timer)
+            long = _timed_fit(model, train_data, 1 + steps, timer)
+            differences.append(long - short)
+    difference = float(np.median(differences))
+    if difference <= 0:
         raise MeasurementError(f"bare fit of {steps} more steps took no time "
-                               f"({long:.4f} s vs {short:.4f} s); use more steps")
-    return steps * spec.batch_size / (long - short)
+                               f"(pairs differ by {differences} s); use more steps")
+    return steps * spec.batch_size / difference

@@ -44,30 +44,56 @@ def _input(spec, tiny):
     return measure.training_input(spec, tiny)
 
 
+def profile(rounds=3, steps=4, min_round_s=0.0, warmup=1):
+    return measure.Profile("test", rounds=rounds, steps_per_round=steps, min_round_s=min_round_s,
+                           warmup_rounds=warmup, batch_sizes=(32,), families=("mlp",))
+
+
+def _run_rounds(spec, train_data, prof, **kwargs):
+    with measure.SteadyStateRun(spec, train_data, prof, **kwargs) as run:
+        run.warm_up()
+        for _ in range(prof.rounds):
+            run.next_round()
+        return run.measurement()
+
+
 @pytest.mark.parametrize("loop", LOOPS)
 def test_steady_state_run_times_rounds_and_steps(loop, tiny):
     spec = WorkflowSpec(loop=loop, batch_size=32)
-    with measure.SteadyStateRun(spec, _input(spec, tiny), steps_per_round=4, rounds=3,
-                                warmup_rounds=1, timer=counting_timer()) as run:
-        run.warm_up()
-        for _ in range(3):
-            run.next_round()
-        result = run.measurement()
+    result = _run_rounds(spec, _input(spec, tiny), profile(), timer=counting_timer())
+    # Startup run: start 0, epoch begin 1, first step 2, epoch end 3, begin 4, end 5.
+    assert result.startup_s == 2.0
     # Clock reads per round: begin, one per step, end -> a round spans 4 + 1 ticks.
     assert result.round_s == (5.0, 5.0, 5.0)
+    assert result.warmup_s == 5.0
     assert result.samples_per_s == (32 * 4 / 5.0,) * 3
     assert result.step_s == (1.0,) * 12
-    # run start, then the warm-up round's begin and first step end.
-    assert result.startup_s == 2.0
-    assert result.warmup_s == 5.0
     assert result.flops_per_sample == 3 * MLP_FORWARD_FLOPS
     assert np.isfinite(result.loss_start) and np.isfinite(result.loss_end)
 
 
+def test_rounds_are_lengthened_to_the_profile_round_time(tiny):
+    spec = WorkflowSpec(batch_size=32)
+    # The calibration epoch takes 1 tick for 4 steps: 0.25 a step, so 2.0 needs 8 steps.
+    result = _run_rounds(spec, _input(spec, tiny), profile(min_round_s=2.0),
+                         timer=counting_timer())
+    assert result.steps_per_round == 8
+    assert result.round_s == (9.0, 9.0, 9.0)
+
+
+@pytest.mark.parametrize("step_s, expected", [(0.01, 50), (1.0, 4), (1e-9, measure.MAX_STEPS_PER_ROUND)])
+def test_calibrated_steps(step_s, expected):
+    assert measure.calibrated_steps(step_s, profile(min_round_s=0.5)) == expected
+
+
+def test_calibration_refuses_a_step_that_took_no_time():
+    with pytest.raises(measure.MeasurementError, match="must take time, got 0.0"):
+        measure.calibrated_steps(0.0, profile(min_round_s=0.5))
+
+
 def test_measurement_extra_info_has_every_field(tiny):
     spec = WorkflowSpec(batch_size=32)
-    result = measure.measure(spec, _input(spec, tiny), measure.Profile(
-        "t", rounds=3, steps_per_round=3, warmup_rounds=1, batch_sizes=(32,), families=("mlp",)))
+    result = measure.measure(spec, _input(spec, tiny), profile(steps=3))
     info = result.extra_info(peak_flops=1e9)
     assert info["workflow"] == spec.name and len(info["samples_per_s"]) == 3
     assert set(info["step_latency_s"]) == {"p50", "p90", "p99"}
@@ -79,17 +105,17 @@ def test_measurement_extra_info_has_every_field(tiny):
 
 def test_training_learns_while_measured(tiny):
     spec = WorkflowSpec(batch_size=32)
-    profile = measure.Profile("t", rounds=4, steps_per_round=8, warmup_rounds=1,
-                              batch_sizes=(32,), families=("mlp",))
-    assert measure.measure(spec, _input(spec, tiny), profile).loss_fell
+    assert measure.measure(spec, _input(spec, tiny), profile(rounds=4, steps=8)).loss_fell
 
 
 def test_running_out_of_input_is_an_error_not_a_short_round(tiny):
     spec = WorkflowSpec(batch_size=64)
-    finite = measure.training_input(spec, tiny).take(6)
-    with measure.SteadyStateRun(spec, finite, steps_per_round=4, rounds=2) as run:
+    # 8 steps of startup run, then a fresh pass: rounds of 4, 4, then only 2.
+    finite = measure.training_input(spec, tiny).take(10)
+    with measure.SteadyStateRun(spec, finite, profile(warmup=0)) as run:
         run.next_round()
-        with pytest.raises(measure.MeasurementError, match="input ran out in round 2"):
+        run.next_round()
+        with pytest.raises(measure.MeasurementError, match="input ran out in round 3"):
             run.next_round()
 
 
@@ -97,7 +123,7 @@ def test_a_failure_in_training_reaches_the_caller(tiny):
     spec = WorkflowSpec(batch_size=64)
     wrong_shape = tf.data.Dataset.from_tensors(
         (tf.zeros((64, 5, 5)), tf.zeros((64,), tf.int32))).repeat()
-    with measure.SteadyStateRun(spec, wrong_shape, steps_per_round=2, rounds=1) as run:
+    with measure.SteadyStateRun(spec, wrong_shape, profile()) as run:
         with pytest.raises(measure.MeasurementError, match="failed during round 1"):
             run.next_round()
 
@@ -105,7 +131,7 @@ def test_a_failure_in_training_reaches_the_caller(tiny):
 def test_known_upstream_bug_is_refused_before_measuring(tiny):
     spec = WorkflowSpec(execution="xla", deterministic=True)
     with pytest.raises(UpstreamBugError, match="keras-team/keras#20315"):
-        measure.SteadyStateRun(spec, _input(spec, tiny), steps_per_round=2, rounds=1)
+        measure.SteadyStateRun(spec, _input(spec, tiny), profile())
 
 
 def test_compute_only_input_repeats_the_same_batches(tiny):
@@ -114,6 +140,14 @@ def test_compute_only_input_repeats_the_same_batches(tiny):
     labels = [y.numpy().tolist() for _, y in cached.take(6)]
     assert labels[0:2] == labels[2:4] == labels[4:6]
     assert labels[0] != labels[1]
+
+
+def test_calibrate_input_times_the_second_pass(tiny):
+    spec = WorkflowSpec(batch_size=32)
+    iterator = iter(_input(spec, tiny))
+    readings = iter([10.0, 10.0 + 4 * 0.01])  # 4 steps in 0.04 s: 0.01 s a step
+    assert measure.calibrate_input(iterator, profile(min_round_s=0.5),
+                                   timer=lambda: next(readings)) == 50
 
 
 def test_matmul_probe_counts_flops_over_the_best_round():
@@ -155,7 +189,7 @@ def test_benchmark_training_fills_extra_info_and_group(tiny):
 
 def test_profiles_fit_their_purpose():
     smoke, default, full = (measure.get_profile(n) for n in ("smoke", "default", "full"))
-    assert smoke.rounds * smoke.steps_per_round < default.rounds * default.steps_per_round
+    assert smoke.rounds * smoke.min_round_s < default.rounds * default.min_round_s
     assert default.rounds >= 5, "Mann-Whitney needs >= 5 rounds a side to reach p < 0.01"
     assert full.batch_sizes == (64, 256, 1024)
     assert measure.get_profile(None) == default
@@ -169,13 +203,19 @@ def test_unknown_profile_is_rejected(bad, message):
         measure.get_profile(bad)
 
 
-@pytest.mark.parametrize("field, value", [("rounds", 0), ("steps_per_round", -1),
-                                          ("warmup_rounds", -1), ("rounds", 2.0)])
-def test_profile_validates_its_counts(field, value):
-    fields = dict(name="x", rounds=3, steps_per_round=3, warmup_rounds=1, batch_sizes=(64,),
-                  families=("mlp",))
+@pytest.mark.parametrize("field, value, message", [
+    ("rounds", 0, "rounds must be an int >= 1, got 0"),
+    ("steps_per_round", -1, "steps_per_round must be an int >= 1, got -1"),
+    ("warmup_rounds", -1, "warmup_rounds must be an int >= 0, got -1"),
+    ("rounds", 2.0, "rounds must be an int >= 1, got 2.0"),
+    ("min_round_s", -0.5, "min_round_s must be a finite number >= 0, got -0.5"),
+    ("min_round_s", float("inf"), "min_round_s must be a finite number >= 0, got inf"),
+])
+def test_profile_validates_its_fields(field, value, message):
+    fields = dict(name="x", rounds=3, steps_per_round=3, min_round_s=0.1, warmup_rounds=1,
+                  batch_sizes=(64,), families=("mlp",))
     fields[field] = value
-    with pytest.raises(ValueError, match=f"{field} must be an int >= .*got {value!r}"):
+    with pytest.raises(ValueError, match=message):
         measure.Profile(**fields)
 
 
@@ -184,10 +224,21 @@ def test_sync_devices_runs_on_cpu():
     assert measure.gpu_devices() == [f"/GPU:{i}" for i in range(len(tf.config.list_logical_devices("GPU")))]
 
 
-def test_bare_fit_throughput_subtracts_the_short_run(tiny):
+def test_bare_fit_throughput_is_the_median_difference_of_short_and_long_fits(tiny):
     spec = WorkflowSpec(batch_size=32)
-    # Each fit reads the clock twice: short fit 0 -> 1, long fit 2 -> 4 (step 1, then 2).
-    readings = iter([0.0, 1.0, 2.0, 4.0])
+    # Each timed fit reads the clock twice; pairs (1 step, 6 steps) differ by 2, 1, 4 s.
+    readings = iter([0.0, 1.0, 1.0, 4.0,   5.0, 6.0, 6.0, 8.0,   9.0, 10.0, 10.0, 15.0])
     rate = measure.bare_fit_throughput(spec, _input(spec, tiny), steps=5, warmup_steps=2,
                                        timer=lambda: next(readings))
-    assert rate == 5 * 32 / (2.0 - 1.0)
+    assert rate == 5 * 32 / 2.0
+    assert next(readings, None) is None, "exactly three pairs were timed"
+
+
+def test_bare_fit_throughput_refuses_a_clock_that_did_not_move(tiny):
+    spec = WorkflowSpec(batch_size=32)
+    with pytest.raises(measure.MeasurementError, match="took no time"):
+        measure.bare_fit_throughput(spec, _input(spec, tiny), steps=5, warmup_steps=1,
+                                    repeats=1, timer=lambda: 1.0)
+    with pytest.raises(ValueError, match="repeats must be an int >= 1, got 0"):
+        measure.bare_fit_throughput(spec, _input(spec, tiny), steps=5, warmup_steps=1,
+                                    repeats=0)
