@@ -197,8 +197,11 @@ class CustomLoop:
         self.train_metrics = _Metrics()
         self.eval_metrics = _Metrics()
         # Build optimizer state before tracing: an unbuilt LossScaleOptimizer
-        # would bake its initial scale into the graph as a constant.
-        model.optimizer.build(model.trainable_variables)
+        # would bake its initial scale into the graph as a constant. Only if
+        # unbuilt: LossScaleOptimizer.build() re-creates its loss scale and
+        # step counter, which would reset a loaded model's optimizer state.
+        if not model.optimizer.built:
+            model.optimizer.build(model.trainable_variables)
         compile_step = STEP_COMPILERS[execution]
         self.train_step = compile_step(self._train_step)
         self.eval_step = compile_step(self._eval_step)
