@@ -1,19 +1,36 @@
-"""Plain-words summaries of benchmark results. Reports never measure.
+"""Plain-words summaries and reports of benchmark results. Reports never measure.
 
-The input is a list of benchmark records (the ``extra_info`` dicts written by
-:func:`kbench.measure.benchmark_training`, or read back from pytest-benchmark
-JSON); each has ``samples_per_s`` (one value per measured round) and labels:
-``comparison`` (the group compared within one run), ``variant``, ``baseline``.
+Two audiences:
+
+- the end of a benchmark session: :func:`summary_lines` reads benchmark
+  records (the ``extra_info`` dicts written by
+  :func:`kbench.measure.benchmark_training`, or read back from pytest-benchmark
+  JSON); each has ``samples_per_s`` (one value per measured round) and labels:
+  ``comparison`` (the group compared within one run), ``variant``, ``baseline``;
+- ``kbench report``: a comparison matrix of stored runs
+  (:class:`kbench.compare.Matrix`) becomes Markdown and a self-contained HTML
+  page with plots (:func:`write_report`; the plots live in ``kbench._plots``),
+  and runs are exported for github-action-benchmark
+  (:func:`github_benchmark_json`) and TensorBoard (:func:`write_tensorboard`).
 """
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import dataclasses
+import html
+import math
+import os
+import re
+import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 
-from kbench import stats
+from kbench import _plots, compare, results, stats
+from kbench import fingerprint as kfingerprint
 
 # kbench's timed fit rounds may cost at most this much throughput against a
 # bare, hand-timed model.fit over the same steps (issue #4's quality bar).
@@ -182,3 +199,461 @@ def summary_lines(records: Sequence[Mapping], fingerprint: Mapping | None = None
         lines.append(f"median spread across rounds (cv): {median_cv:.1%} over {len(cvs)} "
                      f"benchmarks (target <= {CV_TARGET:.0%} in the default profile)")
     return lines
+
+
+# =========================================================================== run reports
+#
+# A report of a comparison matrix (kbench.compare.Matrix) is a list of sections,
+# each a table and maybe a plot. The tables are built once and rendered to
+# Markdown or to a self-contained HTML page, so the two never disagree.
+
+DEFAULT_TITLE = "kbench report"
+REPORT_DIR = "reports"
+THROUGHPUT_UNIT = "samples/s"
+# Fingerprint fields shown in the "differences" list of one run, at most; the
+# rest are counted. Enough for a TF upgrade (versions, git hash, build, platform).
+MAX_DIFFS_SHOWN = 12
+
+
+# Input a report cannot be made from (a ValueError); the message quotes it. Defined
+# with the plots, which raise it too.
+ReportError = _plots.ReportError
+
+
+@dataclasses.dataclass(frozen=True)
+class Text:
+    """One table cell. ``mark`` says why it stands out: faster, slower, differs, or ""."""
+
+    text: str
+    mark: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class Section:
+    """A heading, paragraphs, bullets, a table and the name of its plot, in that order."""
+
+    heading: str
+    header: tuple[str, ...] = ()
+    rows: tuple[tuple[Text, ...], ...] = ()
+    notes: tuple[str, ...] = ()
+    bullets: tuple[str, ...] = ()
+    plot: str = ""
+
+
+def _check_matrix(matrix) -> None:
+    if not isinstance(matrix, compare.Matrix):
+        raise ReportError(f"matrix must be a kbench.compare.Matrix (see compare.compare_runs), "
+                          f"got {type(matrix).__name__}: {matrix!r:.80}")
+    if not matrix.keys:
+        raise ReportError(f"cannot report an empty comparison matrix: keys={matrix.keys!r} "
+                          f"in runs {[run.label for run in matrix.runs]}")
+
+
+def _run_header(matrix, i: int, *, short: bool = False) -> str:
+    base = " (baseline)" if i == matrix.baseline else ""
+    return f"{i}{base}" if short else f"{i}: {matrix.runs[i].label}{base}"
+
+
+def _comparison_settings(matrix) -> str:
+    if not _plots.has_comparisons(matrix):
+        return "No comparisons: a single run."
+    return (f"A change is significant when the Mann-Whitney p < {matrix.alpha:g} and the "
+            f"ratio of medians is beyond {matrix.min_factor:g}x either way.")
+
+
+def _runs_section(matrix) -> Section:
+    rows = tuple(
+        (Text(_run_header(matrix, i)), Text(run.tf_version), Text(run.machine_key),
+         Text(run.datetime), Text(run.source or "(in memory)"), Text(str(len(run.results))))
+        for i, run in enumerate(matrix.runs))
+    note = (f"{len(matrix.runs)} run(s), {len(matrix.keys)} benchmark(s); ratios are to run "
+            f"{matrix.baseline}. {_comparison_settings(matrix)}")
+    return Section("Runs", ("run", "TensorFlow", "machine", "date", "source", "benchmarks"),
+                   rows, (note,), tuple(f"warning: {w}" for w in matrix.warnings))
+
+
+def _key_rows(matrix, cell_text: Callable, runs: Sequence[int]) -> tuple[tuple[Text, ...], ...]:
+    return tuple((Text(key), *(cell_text(matrix.cell(key, i)) for i in runs))
+                 for key in matrix.keys)
+
+
+def _throughput_text(cell) -> Text:
+    s = cell.summary
+    return Text(f"{s.median:,.0f} [{s.ci_low:,.0f}, {s.ci_high:,.0f}] cv {s.cv:.1%}")
+
+
+def _ratio_text(cell) -> Text:
+    c = cell.comparison
+    text = f"{stats.format_ratio(c.ratio, c.ci_low, c.ci_high)} {c.verdict} (p={c.p_value:.2g})"
+    return Text(text, c.verdict if c.significant else "")
+
+
+def _throughput_section(matrix) -> Section:
+    runs = range(len(matrix.runs))
+    return Section(f"Throughput ({THROUGHPUT_UNIT}: median [95% CI], cv across rounds)",
+                   ("benchmark", *(_run_header(matrix, i, short=True) for i in runs)),
+                   _key_rows(matrix, _throughput_text, runs), plot="throughput")
+
+
+def _ratio_section(matrix) -> Section:
+    others = [i for i in range(len(matrix.runs)) if i != matrix.baseline]
+    rows = _key_rows(matrix, _ratio_text, others)
+    geomean = tuple(Text("n/a" if matrix.geomean[i] is None else f"{matrix.geomean[i]:.3f}x")
+                    for i in others)
+    return Section(f"Ratio to the baseline run {matrix.baseline} (throughput, > 1 is faster)",
+                   ("benchmark", *(_run_header(matrix, i, short=True) for i in others)),
+                   (*rows, (Text("geometric mean"), *geomean)),
+                   ("Bold cells are significant changes.",), plot="ratios")
+
+
+def _latency_text(matrix, key: str, i: int) -> Text:
+    latencies = _plots.step_latencies(matrix.runs[i].results[key])
+    if latencies is None:
+        return Text("n/a")
+    return Text(" / ".join(f"{latencies[q] * 1e3:.2f}" for q in _plots.LATENCY_QUANTILES))
+
+
+def _latency_section(matrix) -> Section:
+    runs = range(len(matrix.runs))
+    rows = tuple((Text(key), *(_latency_text(matrix, key, i) for i in runs))
+                 for key in matrix.keys)
+    return Section("Step latency (ms: p50 / p90 / p99)",
+                   ("benchmark", *(_run_header(matrix, i, short=True) for i in runs)),
+                   rows, plot="latency")
+
+
+def _describe_fields(fp: Mapping) -> dict[str, str]:
+    """kfingerprint.describe's lines as {label: text} ("Machine: x" -> {"Machine": "x"})."""
+    fields = {}
+    for line in kfingerprint.describe(fp):
+        label, _, text = line.partition(": ")
+        fields[label] = text
+    return fields
+
+
+def _format_diff(path: str, values: tuple) -> str:
+    before, after = values
+    return f"{path}: {before!r} -> {after!r}"
+
+
+def _diff_bullets(matrix) -> tuple[str, ...]:
+    bullets = []
+    for i, diffs in enumerate(matrix.fingerprint_diffs):
+        if i == matrix.baseline or not diffs:
+            continue
+        shown = [_format_diff(p, v) for p, v in list(diffs.items())[:MAX_DIFFS_SHOWN]]
+        more = len(diffs) - len(shown)
+        bullets.append(f"run {i} vs run {matrix.baseline}: " + "; ".join(shown)
+                       + (f"; and {more} more" if more > 0 else ""))
+    return tuple(bullets) or ("all fingerprints match the baseline run's",)
+
+
+def _fingerprint_section(matrix) -> Section:
+    described = [_describe_fields(run.fingerprint) for run in matrix.runs]
+    labels = list(dict.fromkeys(label for fields in described for label in fields))
+    base = described[matrix.baseline]
+    rows = tuple(
+        (Text(label), *(Text(fields.get(label, "n/a"),
+                             "differs" if fields.get(label) != base.get(label) else "")
+                        for fields in described))
+        for label in labels)
+    runs = range(len(matrix.runs))
+    return Section("Fingerprints", ("", *(_run_header(matrix, i, short=True) for i in runs)),
+                   rows, ("Bold cells differ from the baseline run.",), _diff_bullets(matrix))
+
+
+def report_sections(matrix) -> list[Section]:
+    """The report's sections, in order; the ratio section only when there are comparisons."""
+    _check_matrix(matrix)
+    sections = [_runs_section(matrix), _throughput_section(matrix)]
+    if _plots.has_comparisons(matrix):
+        sections.append(_ratio_section(matrix))
+    if _plots.latency_rows(matrix):
+        sections.append(_latency_section(matrix))
+    sections.append(_fingerprint_section(matrix))
+    return sections
+
+
+def _check_plot_names(plots: Mapping) -> None:
+    unknown = sorted(set(plots) - set(_plots.PLOTS))
+    if unknown:
+        raise ReportError(f"unknown plot name(s) {unknown}; known: {sorted(_plots.PLOTS)}")
+
+
+# --------------------------------------------------------------------------- Markdown
+
+
+def _md_cell(text: Text) -> str:
+    body = text.text.replace("|", "\\|").replace("\n", " ")
+    return f"**{body}**" if text.mark else body
+
+
+def _md_table(header: Sequence[str], rows: Sequence[Sequence[Text]]) -> list[str]:
+    lines = ["| " + " | ".join(_md_cell(Text(h)) for h in header) + " |",
+             "|" + "---|" * len(header)]
+    lines.extend("| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows)
+    return lines
+
+
+def render_markdown(matrix, *, title: str = DEFAULT_TITLE,
+                    plots: Mapping[str, str] | None = None) -> str:
+    """The report as Markdown; ``plots`` maps plot names to (relative) PNG paths to link."""
+    plots = dict(plots or {})
+    _check_plot_names(plots)
+    lines = [f"# {title}", ""]
+    for section in report_sections(matrix):
+        lines += [f"## {section.heading}", ""]
+        for note in section.notes:
+            lines += [note, ""]
+        if section.bullets:
+            lines += [*(f"- {b}" for b in section.bullets), ""]
+        if section.rows:
+            lines += [*_md_table(section.header, section.rows), ""]
+        if section.plot in plots:
+            lines += [f"![{section.plot}]({plots[section.plot]})", ""]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- HTML
+
+_CSS = """
+body { font-family: sans-serif; margin: 2em; color: #222; }
+table { border-collapse: collapse; margin: 1em 0; font-size: 0.85em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.5em; text-align: left; vertical-align: top; }
+th { background: #f2f2f2; }
+td.faster { background: #d9f2d9; font-weight: bold; }
+td.slower { background: #f8d7d7; font-weight: bold; }
+td.differs { background: #fff3c4; font-weight: bold; }
+img { max-width: 100%; }
+"""
+
+
+def _html_table(header: Sequence[str], rows: Sequence[Sequence[Text]]) -> list[str]:
+    out = ["<table>", "<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>"]
+    for row in rows:
+        cells = "".join((f'<td class="{c.mark}">' if c.mark else "<td>") + html.escape(c.text)
+                        + "</td>" for c in row)
+        out.append(f"<tr>{cells}</tr>")
+    out.append("</table>")
+    return out
+
+
+def _html_notes(section: Section) -> list[str]:
+    out = [f"<p>{html.escape(n)}</p>" for n in section.notes]
+    if section.bullets:
+        out += ["<ul>", *(f"<li>{html.escape(b)}</li>" for b in section.bullets), "</ul>"]
+    return out
+
+
+def _html_image(name: str, png: bytes) -> str:
+    data = base64.b64encode(png).decode("ascii")
+    return f'<figure><img alt="{html.escape(name)} plot" src="data:image/png;base64,{data}"></figure>'
+
+
+def render_html(matrix, *, title: str = DEFAULT_TITLE,
+                plots: Mapping[str, bytes] | None = None) -> str:
+    """The report as one self-contained HTML page: CSS inline, plots as base64 data URIs.
+
+    Args:
+        plots: PNG bytes by plot name, as :func:`make_plots` returns; made here if None.
+    """
+    _check_matrix(matrix)
+    plots = make_plots(matrix) if plots is None else dict(plots)
+    _check_plot_names(plots)
+    out = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
+           f"<title>{html.escape(title)}</title>", f"<style>{_CSS}</style>", "</head>", "<body>",
+           f"<h1>{html.escape(title)}</h1>"]
+    for section in report_sections(matrix):
+        out += ["<section>", f"<h2>{html.escape(section.heading)}</h2>",
+                *_html_notes(section)]
+        if section.rows:
+            out += _html_table(section.header, section.rows)
+        if section.plot in plots:
+            out.append(_html_image(section.plot, plots[section.plot]))
+        out.append("</section>")
+    out += ["</body>", "</html>", ""]
+    return "\n".join(out)
+
+
+def make_plots(matrix) -> dict[str, bytes]:
+    """PNG bytes by plot name (throughput, ratios, latency) for the plots the matrix has data for."""
+    _check_matrix(matrix)
+    return _plots.make_plots(matrix)
+
+
+# --------------------------------------------------------------------------- files
+
+
+def _atomic_write(path: Path, data: bytes) -> Path:
+    """Write via a temporary file in the same folder and rename it into place."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def _output_dir(out_dir) -> Path:
+    path = Path(out_dir)
+    if path.exists() and not path.is_dir():
+        raise ReportError(f"out_dir must be a directory, got {str(path)!r}, which is a file")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+# A report's file name stem: no folders, no leading dot (hidden) or dash (option-like).
+_FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def _check_file_name(name) -> None:
+    if not isinstance(name, str) or not _FILE_NAME.fullmatch(name):
+        raise ReportError(f"name must be a plain file name ({_FILE_NAME.pattern}), got {name!r}")
+
+
+def write_report(matrix, out_dir=REPORT_DIR, *, name: str = "report",
+                 title: str = DEFAULT_TITLE) -> dict[str, Path]:
+    """Write ``name.md``, ``name.html`` and ``name-<plot>.png`` into ``out_dir``.
+
+    Returns:
+        The written paths by kind: "markdown", "html" and each plot's name.
+    """
+    _check_file_name(name)
+    _check_matrix(matrix)
+    out = _output_dir(out_dir)
+    pngs = make_plots(matrix)
+    paths = {plot: _atomic_write(out / f"{name}-{plot}.png", png) for plot, png in pngs.items()}
+    markdown = render_markdown(matrix, title=title, plots={p: f.name for p, f in paths.items()})
+    paths["markdown"] = _atomic_write(out / f"{name}.md", markdown.encode("utf-8"))
+    page = render_html(matrix, title=title, plots=pngs)
+    paths["html"] = _atomic_write(out / f"{name}.html", page.encode("utf-8"))
+    return paths
+
+
+# --------------------------------------------------------------------------- exports
+
+
+def _check_run(run, where: str = "run") -> None:
+    if not isinstance(run, results.Run):
+        raise ReportError(f"{where} must be a kbench.results.Run, got {type(run).__name__}: "
+                          f"{run!r:.80}")
+    if not run.results:
+        raise ReportError(f"{where} {run.label!r} ({run.source or 'in memory'}) has no results")
+
+
+def _tooltip(run, result, summary: stats.Summary) -> str:
+    """github-action-benchmark shows ``extra`` as the data point's tooltip, line by line."""
+    fields = {"workflow": result.workflow, "device": result.device,
+              "batch size": result.batch_size}
+    return "\n".join([
+        *(f"{k}: {v}" for k, v in fields.items() if v is not None),
+        f"{summary.n} rounds, 95% CI [{summary.ci_low:.2f}, {summary.ci_high:.2f}], "
+        f"cv {summary.cv:.1%}",
+        f"TensorFlow {run.tf_version} on {run.machine_key}, {run.datetime}",
+    ])
+
+
+def github_benchmark_json(run) -> list[dict]:
+    """github-action-benchmark ``customBiggerIsBetter`` entries, one per benchmark of ``run``.
+
+    ``value`` is the median samples/s over rounds; ``range`` is "± half the
+    width of its 95% CI"; ``extra`` (the tooltip) says what and where.
+    """
+    _check_run(run)
+    entries = []
+    for key, result in run.results.items():
+        summary = stats.summarize(result.samples_per_s)
+        entries.append({
+            "name": key,
+            "unit": THROUGHPUT_UNIT,
+            "value": summary.median,
+            "range": f"± {(summary.ci_high - summary.ci_low) / 2:.2f}",
+            "extra": _tooltip(run, result, summary),
+        })
+    return entries
+
+
+# Characters kept in TensorBoard run folder names; anything else becomes "_".
+_UNSAFE_PATH_CHARS = re.compile(r"[^A-Za-z0-9._=\[\]-]+")
+# extra_info fields exported as scalars besides throughput and latency, when numeric.
+TENSORBOARD_EXTRA_SCALARS = ("startup_s", "mfu")
+
+
+def _unique_dir_names(names: Iterable[str]) -> list[str]:
+    """Path-safe names, suffixed ``-2``, ``-3``... where two would collide."""
+    out, seen = [], set()
+    for name in names:
+        base = _UNSAFE_PATH_CHARS.sub("_", name).strip("._") or "run"
+        candidate, n = base, 1
+        while candidate in seen:
+            n += 1
+            candidate = f"{base}-{n}"
+        seen.add(candidate)
+        out.append(candidate)
+    return out
+
+
+def tensorboard_hparams(run, result) -> dict[str, str | int]:
+    """The hparams of one (run, benchmark) trial; fields the result lacks are left out."""
+    hparams = {"tf_version": run.tf_version, "machine": run.machine_key, "benchmark": result.key,
+               "run": run.datetime, "workflow": result.workflow, "device": result.device,
+               "batch_size": result.batch_size}
+    return {k: v for k, v in hparams.items() if v is not None}
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _write_trial(tf, hp, path: Path, run, result) -> None:
+    writer = tf.summary.create_file_writer(str(path))
+    with writer.as_default():
+        hp.hparams(tensorboard_hparams(run, result), trial_id=f"{path.parent.name}/{path.name}")
+        for step, value in enumerate(result.samples_per_s):
+            tf.summary.scalar("samples_per_s", value, step=step)
+        tf.summary.scalar("median_samples_per_s", stats.summarize(result.samples_per_s).median,
+                          step=0)
+        latencies = _plots.step_latencies(result) or {}
+        for q, seconds in latencies.items():
+            tf.summary.scalar(f"step_latency_s/{q}", seconds, step=0)
+        for field in TENSORBOARD_EXTRA_SCALARS:
+            if _is_number(result.extra.get(field)):
+                tf.summary.scalar(field, result.extra[field], step=0)
+    writer.close()
+
+
+def write_tensorboard(runs: Sequence, log_dir) -> list[Path]:
+    """TensorBoard event files: one folder per run, in it one trial per benchmark.
+
+    ``log_dir/<run label>/<benchmark key>/`` holds the hparams (tf_version,
+    machine, benchmark, workflow, device, batch_size, run) and scalars
+    (samples_per_s per round, median_samples_per_s, step_latency_s/p50..p99,
+    startup_s, mfu), so TensorBoard's HParams dashboard can filter and compare
+    benchmarks across TF versions and machines.
+
+    Returns:
+        The run folders, in the order of ``runs``.
+    """
+    runs = list(runs)
+    if not runs:
+        raise ReportError(f"write_tensorboard needs at least one run, got {runs!r}")
+    for i, run in enumerate(runs):
+        _check_run(run, f"runs[{i}]")
+    root = _output_dir(log_dir)
+    run_dirs = [root / name for name in _unique_dir_names(run.label for run in runs)]
+    taken = [str(d) for d in run_dirs if d.exists()]
+    if taken:
+        raise ReportError(f"TensorBoard run folder(s) already exist: {taken}; TensorBoard "
+                          "would merge old and new events; pick an empty log_dir")
+    import tensorflow as tf  # only here: reports do not otherwise need TensorFlow
+    from tensorboard.plugins.hparams import api as hp
+
+    for run, run_dir in zip(runs, run_dirs):
+        names = _unique_dir_names(run.results)
+        for name, result in zip(names, run.results.values()):
+            _write_trial(tf, hp, run_dir / name, run, result)
+    return run_dirs
