@@ -1,0 +1,289 @@
+"""Same-job A/B mode (kbench.ab): interleaving, bounded invocations, pooling.
+
+The suite is never really run: a FakeSuite stands in for subprocess.run and
+stores small runs shaped like a real one (tests/data/results/v1-smoke-run.json)
+in the store it is given, as the benchmark session would. test_cli.py reuses
+these helpers for the commands that run the suite.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kbench import ab, compare, results
+
+# A real smoke-profile run kept as a test input by tests/test_results.py.
+STORED_RUN = Path(__file__).parent / "data" / "results" / "v1-smoke-run.json"
+TEMPLATE_KEY = "test_loop_throughput[cpu-b64-mlp-fit]"
+KEYS = ("test_loop_throughput[cpu-b64-mlp-fit]", "test_loop_throughput[cpu-b64-mlp-custom]")
+# Per-round spread of the fake samples: 2%, about what smoke rounds of the MLP show here.
+NOISE = 0.02
+
+
+def rounds(median: float, n: int, seed: int, noise: float = NOISE) -> list[float]:
+    """``n`` per-round samples/s around ``median``, reproducibly."""
+    rng = np.random.default_rng(seed)
+    return [float(v) for v in median * (1 + noise * rng.standard_normal(n))]
+
+
+def run_document(samples: Mapping[str, Sequence[float]], *, when: str,
+                 tensorflow: str | None = None) -> dict:
+    """A pytest-benchmark JSON document shaped like the stored real run, with these samples.
+
+    Args:
+        samples: per-round samples/s by benchmark key.
+        when: the session's ISO datetime.
+        tensorflow: another TF version for the fingerprint (default: the real run's).
+    """
+    real = json.loads(STORED_RUN.read_text(encoding="utf-8"))
+    template = next(b for b in real["benchmarks"] if b["name"] == TEMPLATE_KEY)
+    benchmarks = []
+    for key, values in samples.items():
+        entry = copy.deepcopy(template)
+        entry["name"], entry["fullname"] = key, f"benchmarks/test_loops.py::{key}"
+        extra = entry["extra_info"]
+        extra["samples_per_s"] = list(values)
+        extra["round_s"] = [extra["steps_per_round"] * extra["batch_size"] / v for v in values]
+        entry["stats"]["data"], entry["stats"]["rounds"] = extra["round_s"], len(values)
+        benchmarks.append(entry)
+    fp = copy.deepcopy(real["machine_info"]["kbench"])
+    if tensorflow is not None:
+        fp["software"]["tensorflow"] = tensorflow
+    return {**real, "machine_info": {**real["machine_info"], "kbench": fp},
+            "benchmarks": benchmarks, "datetime": when}
+
+
+def make_pythons(folder: Path) -> tuple[str, str]:
+    """Two executable files standing in for two virtualenvs' interpreters (never executed)."""
+    paths = []
+    for side in ("a", "b"):
+        path = folder / f"venv-{side}" / "bin" / "python"
+        path.parent.mkdir(parents=True)
+        path.write_text("#!/bin/sh\nexit 99\n")
+        path.chmod(0o755)
+        paths.append(str(path))
+    return paths[0], paths[1]
+
+
+class FakeSuite:
+    """Stands in for subprocess.run: each call stores a run in the --kbench-store it is given.
+
+    Args:
+        speed: throughput factor by interpreter path (1.0 = the base median).
+        n_rounds: rounds per benchmark per invocation (the smoke profile has 3).
+        exit_codes: a non-zero exit code by call number (1-based): store nothing.
+        timeout_at: call number that raises subprocess.TimeoutExpired.
+        stores: False to exit 0 without storing anything.
+    """
+
+    BASE_MEDIAN = 30000.0
+
+    def __init__(self, speed: Mapping[str, float], *, n_rounds: int = 3,
+                 exit_codes: Mapping[int, int] | None = None, timeout_at: int | None = None,
+                 stores: bool = True):
+        self.speed = dict(speed)
+        self.n_rounds = n_rounds
+        self.exit_codes = dict(exit_codes or {})
+        self.timeout_at = timeout_at
+        self.stores = stores
+        self.calls: list[dict] = []
+
+    def pythons(self) -> list[str]:
+        return [call["command"][0] for call in self.calls]
+
+    def __call__(self, command, *, cwd=None, timeout=None, check=False, **kwargs):
+        self.calls.append({"command": list(command), "cwd": cwd, "timeout": timeout, **kwargs})
+        n = len(self.calls)
+        if n == self.timeout_at:
+            raise subprocess.TimeoutExpired(command, timeout, output="collected 2 items\n")
+        if n in self.exit_codes:
+            return subprocess.CompletedProcess(command, self.exit_codes[n], stdout="1 failed\n",
+                                               stderr="E   AssertionError: loss rose\n")
+        if self.stores:
+            store = command[command.index("--kbench-store") + 1]
+            factor = self.speed[command[0]]
+            samples = {key: rounds(self.BASE_MEDIAN * factor, self.n_rounds, seed=100 * n + i)
+                       for i, key in enumerate(KEYS)}
+            results.write_run(run_document(samples, when=f"2026-11-23T12:00:{n:02d}+00:00"), store)
+        return subprocess.CompletedProcess(command, 0, stdout="2 passed\n", stderr="")
+
+
+@pytest.fixture
+def project(tmp_path) -> Path:
+    """A project folder with benchmarks/ (the suite itself is faked)."""
+    (tmp_path / "benchmarks").mkdir()
+    return tmp_path
+
+
+def stored_run(key_samples: Mapping[str, Sequence[float]], when: str, **kw) -> results.Run:
+    return results.run_from_json(run_document(key_samples, when=when, **kw), source=when)
+
+
+# --------------------------------------------------------------------------- interleaving
+
+
+def test_schedule_alternates_sides_pair_by_pair():
+    assert ab.schedule(3) == [("A", 1), ("B", 1), ("A", 2), ("B", 2), ("A", 3), ("B", 3)]
+
+
+@pytest.mark.parametrize("pairs", [0, -1, 1.5, True])
+def test_schedule_rejects_a_bad_pair_count_quoting_it(pairs):
+    with pytest.raises(ValueError, match=f"pairs must be a positive int, got {pairs!r}"):
+        ab.schedule(pairs)
+
+
+def test_run_ab_invokes_the_interpreters_alternately_and_stores_each_run(project):
+    a, b = make_pythons(project)
+    suite = FakeSuite({a: 1.0, b: 1.0})
+    seen = []
+    outcome = ab.run_ab(a, b, pairs=3, profile="smoke", keyword="loop", store=project / "store",
+                        cwd=project, timeout=60, on_invocation=lambda *s: seen.append(s),
+                        runner=suite)
+    assert suite.pythons() == [a, b, a, b, a, b]
+    assert seen == ab.schedule(3)
+    assert [inv.side for inv in outcome.invocations] == ["A", "B"] * 3
+    paths = outcome.paths("A") + outcome.paths("B")
+    assert len(set(paths)) == 6
+    store = project / "store"
+    assert all(p.is_file() and store in p.parents for p in paths)
+    for call in suite.calls:
+        command = call["command"]
+        assert command[1:5] == ["-m", "pytest", "benchmarks", "--benchmark-only"]
+        assert command[command.index("--kbench-profile") + 1] == "smoke"
+        assert command[command.index("--kbench-store") + 1] == str(store)
+        assert command[command.index("-k") + 1] == "loop"
+        assert call["timeout"] == 60 and call["cwd"] == str(project)
+
+
+def test_run_ab_stores_under_the_project_by_default(project, monkeypatch):
+    monkeypatch.delenv(results.STORE_ENV, raising=False)
+    a, b = make_pythons(project)
+    outcome = ab.run_ab(a, b, pairs=1, cwd=project, runner=FakeSuite({a: 1.0, b: 1.0}))
+    default_store = project / results.DEFAULT_STORE
+    assert all(default_store in p.parents for p in outcome.paths("A") + outcome.paths("B"))
+
+
+def test_run_ab_pools_every_round_of_each_side(project):
+    a, b = make_pythons(project)
+    outcome = ab.run_ab(a, b, pairs=2, store=project / "store", cwd=project,
+                        runner=FakeSuite({a: 1.0, b: 0.8}))
+    for side, pooled in (("A", outcome.baseline), ("B", outcome.candidate)):
+        stored = [results.read_run(p) for p in outcome.paths(side)]
+        assert set(pooled.results) == set(KEYS)
+        for key in KEYS:
+            expected = [v for run in stored for v in run.results[key].samples_per_s]
+            assert list(pooled.results[key].samples_per_s) == expected
+            assert len(expected) == 2 * 3
+
+
+# --------------------------------------------------------------------------- failures
+
+
+def test_a_failing_invocation_stops_the_ab_naming_the_side_and_exit_code(project):
+    a, b = make_pythons(project)
+    suite = FakeSuite({a: 1.0, b: 1.0}, exit_codes={4: 3})  # B's second run
+    with pytest.raises(ab.SuiteError, match=r"side B \(.*venv-b.*\) run 2 of 3 failed with "
+                                            r"exit code 3") as caught:
+        ab.run_ab(a, b, pairs=3, store=project / "store", cwd=project, runner=suite)
+    assert len(suite.calls) == 4  # nothing ran after the failure
+    assert "AssertionError: loss rose" in caught.value.output_tail
+
+
+def test_an_invocation_past_its_timeout_stops_the_ab(project):
+    a, b = make_pythons(project)
+    suite = FakeSuite({a: 1.0, b: 1.0}, timeout_at=1)
+    with pytest.raises(ab.SuiteError, match=r"side A .* run 1 of 2 timed out after 5 s"):
+        ab.run_ab(a, b, pairs=2, store=project / "store", cwd=project, timeout=5, runner=suite)
+    assert len(suite.calls) == 1
+
+
+def test_an_invocation_that_stores_no_run_is_an_error(project):
+    a, b = make_pythons(project)
+    with pytest.raises(ab.SuiteError, match="side A .* exited 0 but left no new run file"):
+        ab.run_ab(a, b, pairs=1, store=project / "store", cwd=project,
+                  runner=FakeSuite({a: 1.0, b: 1.0}, stores=False))
+
+
+def test_run_suite_needs_the_benchmarks_folder(tmp_path):
+    with pytest.raises(ab.SuiteError, match="no benchmarks/ folder in"):
+        ab.run_suite("python", profile="smoke", store=tmp_path / "s", cwd=tmp_path,
+                     runner=FakeSuite({}))
+
+
+def test_run_ab_refuses_a_missing_or_non_executable_interpreter(project):
+    a, _ = make_pythons(project)
+    missing = str(project / "nowhere" / "python")
+    with pytest.raises(ValueError, match=f"side B interpreter '{missing}' does not exist"):
+        ab.run_ab(a, missing, cwd=project, runner=FakeSuite({}))
+    plain = project / "plain"
+    plain.write_text("")
+    plain.chmod(0o644)
+    with pytest.raises(ValueError, match=f"side A interpreter '{plain}' is not executable"):
+        ab.run_ab(str(plain), a, cwd=project, runner=FakeSuite({}))
+
+
+def test_check_python_keeps_a_virtualenv_symlink(tmp_path):
+    """A venv's python links to the base interpreter; following the link would leave the venv."""
+    a, _ = make_pythons(tmp_path)
+    link = tmp_path / "venv" / "bin" / "python"
+    link.parent.mkdir(parents=True)
+    link.symlink_to(a)
+    assert ab.check_python(link, "A") == str(link)
+
+
+# --------------------------------------------------------------------------- pooling
+
+
+def test_pool_runs_concatenates_samples_in_run_order():
+    first = stored_run({KEYS[0]: [1.0, 2.0], KEYS[1]: [5.0]}, "2026-11-23T12:00:01+00:00")
+    second = stored_run({KEYS[0]: [3.0], KEYS[1]: [6.0, 7.0]}, "2026-11-23T12:00:02+00:00")
+    pooled = ab.pool_runs([first, second], source="A")
+    assert pooled.results[KEYS[0]].samples_per_s == (1.0, 2.0, 3.0)
+    assert pooled.results[KEYS[1]].samples_per_s == (5.0, 6.0, 7.0)
+    assert len(pooled.results[KEYS[0]].extra["round_s"]) == 3
+    assert "throughput" in first.results[KEYS[0]].extra  # one run's summary of its rounds...
+    assert "throughput" not in pooled.results[KEYS[0]].extra  # ...would contradict the pool
+    assert pooled.results[KEYS[0]].extra["pooled_from"] == [first.source, second.source]
+    assert pooled.datetime == first.datetime and pooled.source == "A"
+    assert first.results[KEYS[0]].samples_per_s == (1.0, 2.0)  # inputs untouched
+
+
+def test_pool_runs_refuses_runs_with_different_benchmarks_naming_them():
+    first = stored_run({KEYS[0]: [1.0], KEYS[1]: [1.0]}, "2026-11-23T12:00:01+00:00")
+    second = stored_run({KEYS[0]: [1.0]}, "2026-11-23T12:00:02+00:00")
+    with pytest.raises(results.ResultsError, match=r"only in the first \['test_loop_throughput"
+                                                   r"\[cpu-b64-mlp-custom\]'\]"):
+        ab.pool_runs([first, second])
+
+
+def test_pool_runs_refuses_runs_of_different_tensorflow_versions():
+    first = stored_run({KEYS[0]: [1.0]}, "2026-11-23T12:00:01+00:00")
+    second = stored_run({KEYS[0]: [1.0]}, "2026-11-23T12:00:02+00:00", tensorflow="2.20.0")
+    with pytest.raises(results.ResultsError, match=r"different tf_version: \['2.20.0', '2.21.0'\]"):
+        ab.pool_runs([first, second])
+
+
+def test_pool_runs_refuses_nothing_to_pool():
+    with pytest.raises(results.ResultsError, match="empty"):
+        ab.pool_runs([])
+
+
+def test_pooling_makes_a_slowdown_detectable_that_one_pair_cannot_show(project):
+    """3 rounds a side can never be significant at alpha=0.01; 3 pairs pooled (9 a side) can."""
+    a, b = make_pythons(project)
+    outcome = ab.run_ab(a, b, pairs=3, store=project / "store", cwd=project,
+                        runner=FakeSuite({a: 1.0, b: 0.8}))
+    one_pair = compare.gate(results.read_run(outcome.paths("A")[0]),
+                            results.read_run(outcome.paths("B")[0]), max_slowdown=0.10)
+    pooled = compare.gate(outcome.baseline, outcome.candidate, max_slowdown=0.10)
+    assert one_pair.exit_code == 0
+    assert pooled.exit_code == 1
+    assert {f.key for f in pooled.failures} == set(KEYS)
+    assert all(f.ratio == pytest.approx(0.8, rel=0.05) for f in pooled.failures)
