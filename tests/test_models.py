@@ -1,6 +1,5 @@
 """Tests for kbench.models: parameter counts, cross-style equivalence, precision, saving."""
 
-import contextlib
 import json
 import re
 
@@ -10,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kbench import models
+from kbench import models, training
 from kbench.models import FAMILIES, NUM_CLASSES, STYLES, KBenchModel, build_model
 
 BATCH = 4
@@ -76,21 +75,10 @@ def assert_same_outputs_across_styles(models_by_style, x):
         np.testing.assert_array_equal(predict(model, x), expected, err_msg=model.name)
 
 
-@contextlib.contextmanager
-def use_global_policy(name):
-    """Set the global dtype policy to ``name``; restore the previous one on exit."""
-    previous = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy(name)
-    try:
-        yield
-    finally:
-        keras.mixed_precision.set_global_policy(previous)
-
-
 @pytest.fixture
 def global_policy(request):
     """Run the test under the global dtype policy ``request.param``."""
-    with use_global_policy(request.param):
+    with training.precision_policy(request.param):
         yield request.param
 
 
@@ -232,14 +220,6 @@ def test_mixed_model_reloads_mixed_under_float32_policy(global_policy, style, tm
     keras.mixed_precision.set_global_policy("float32")  # the fixture restores it
     restored = keras.models.load_model(path)
     assert_mixed_precision_layout(restored, "mlp", "float16")
-
-
-def test_use_global_policy_restores_policy_after_failure():
-    before = keras.mixed_precision.global_policy().name
-    with pytest.raises(RuntimeError), use_global_policy("mixed_float16"):
-        assert keras.mixed_precision.global_policy().name == "mixed_float16"
-        raise RuntimeError("test body failed")
-    assert keras.mixed_precision.global_policy().name == before
 
 
 # --- serialisation ---------------------------------------------------------
