@@ -17,13 +17,10 @@ Two audiences:
 from __future__ import annotations
 
 import base64
-import contextlib
 import dataclasses
 import html
 import math
-import os
 import re
-import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
@@ -484,20 +481,6 @@ def make_plots(matrix) -> dict[str, bytes]:
 # --------------------------------------------------------------------------- files
 
 
-def _atomic_write(path: Path, data: bytes) -> Path:
-    """Write via a temporary file in the same folder and rename it into place."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return path
-
-
 def _output_dir(out_dir) -> Path:
     path = Path(out_dir)
     if path.exists() and not path.is_dir():
@@ -526,11 +509,12 @@ def write_report(matrix, out_dir=REPORT_DIR, *, name: str = "report",
     _check_matrix(matrix)
     out = _output_dir(out_dir)
     pngs = make_plots(matrix)
-    paths = {plot: _atomic_write(out / f"{name}-{plot}.png", png) for plot, png in pngs.items()}
+    paths = {plot: results.atomic_write_bytes(out / f"{name}-{plot}.png", png)
+             for plot, png in pngs.items()}
     markdown = render_markdown(matrix, title=title, plots={p: f.name for p, f in paths.items()})
-    paths["markdown"] = _atomic_write(out / f"{name}.md", markdown.encode("utf-8"))
+    paths["markdown"] = results.atomic_write_bytes(out / f"{name}.md", markdown.encode("utf-8"))
     page = render_html(matrix, title=title, plots=pngs)
-    paths["html"] = _atomic_write(out / f"{name}.html", page.encode("utf-8"))
+    paths["html"] = results.atomic_write_bytes(out / f"{name}.html", page.encode("utf-8"))
     return paths
 
 

@@ -323,6 +323,16 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def _new_file_mode() -> int:
+    umask = os.umask(0o022)  # the only way to read the umask is to set it
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+# The mode open() gives a new file under this process's umask (read once, at import).
+NEW_FILE_MODE = _new_file_mode()
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, fsync=os.fsync) -> Path:
     """Write ``data`` to ``path`` via a temporary file in the same folder, fsync, os.replace.
 
@@ -338,6 +348,8 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, fsync=os.fsync) 
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        # mkstemp creates 0600; give the file the mode open() would have.
+        os.fchmod(fd, NEW_FILE_MODE)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

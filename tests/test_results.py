@@ -3,6 +3,7 @@ scanning stored runs, and how the benchmark session stores its run."""
 
 import datetime as dt
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -198,6 +199,12 @@ def test_file_names_sort_as_the_runs_happened(a, b):
 # --------------------------------------------------------------------------- writing
 
 
+def current_umask() -> int:
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
+
+
 def test_write_run_stores_the_document_where_run_path_says(tmp_path):
     doc = document()
     path = results.write_run(doc, tmp_path)
@@ -205,6 +212,7 @@ def test_write_run_stores_the_document_where_run_path_says(tmp_path):
     assert path == results.run_path(tmp_path, fp, doc["datetime"])
     assert json.loads(path.read_text()) == doc
     assert files_under(tmp_path) == [path]
+    assert path.stat().st_mode & 0o777 == results.NEW_FILE_MODE == 0o666 & ~current_umask()
     run = results.read_run(path)
     assert run.results.keys() == results.run_from_json(doc).results.keys()
 
