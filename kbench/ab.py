@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
+import statistics
 import subprocess
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -29,11 +30,12 @@ from kbench import results
 
 SIDES = ("A", "B")  # A = baseline, B = candidate
 
-# Pairs of invocations by default. The smoke profile times 3 rounds per
-# benchmark, and a Mann-Whitney test needs >= 5 samples per side before
-# anything can be significant at alpha=0.01 (stats.min_samples_for(0.01));
-# 3 pairs pool 9 rounds per side, with margin, in about 6 x 2 min on 2 cores.
-DEFAULT_PAIRS = 3
+# Pairs of invocations by default. A/B gates on one sample per session (each
+# invocation's median, see pool_runs), and a Mann-Whitney test needs >= 5
+# samples per side before anything can be significant at alpha=0.01
+# (stats.min_samples_for(0.01)), so 5 pairs: 10 invocations, about 10 x 1 min
+# for the smoke profile on 2 cores.
+DEFAULT_PAIRS = 5
 
 # Seconds one invocation of the suite may take before it is stopped: three
 # times the default profile's budget (<= 10 min on a 2-core CPU, README), so a
@@ -194,19 +196,39 @@ _PER_ROUND_FIELDS = ("samples_per_s", "round_s")
 _ROUND_SUMMARY_FIELDS = ("throughput",)
 
 
-def pool_runs(runs: Sequence[results.Run], *, source: str = "") -> results.Run:
-    """One Run whose per-benchmark samples are the concatenation of ``runs``' samples.
+# How pool_runs pools: "session" gives one sample per run (its median
+# samples/s), "round" concatenates every run's rounds.
+POOL_UNITS = ("session", "round")
+
+
+def pool_runs(runs: Sequence[results.Run], *, source: str = "",
+              unit: str = "session") -> results.Run:
+    """One Run holding ``runs``' samples per benchmark, one per session or every round.
+
+    Why sessions are the unit by default: on a shared or virtual machine the
+    throughput drifts between invocations by far more than between the rounds
+    of one (measured: A/A on this 2-core VM, 5 interleaved pairs of the loop
+    benchmarks, session medians of one benchmark 24k-34k samples/s while each
+    session's rounds varied 4-17% cv). Rounds of one session are then not
+    independent samples of the side: pooled rounds made an A/A comparison
+    "significant" (0.81x, p=4e-5). The session medians are independent
+    samples, so the Mann-Whitney test on them is honest; it needs >= 5
+    sessions a side at alpha=0.01 (DEFAULT_PAIRS).
 
     The runs must hold the same benchmarks and come from the same TF version and
     machine. The pooled run keeps the first run's datetime and fingerprint; each
     benchmark keeps the first run's extra_info (so per-run values such as
     startup_s and step_latency_s are the first run's), with the per-round fields
-    concatenated, the summary of one run's rounds dropped, and ``pooled_from``
-    listing the sources.
+    concatenated (by session: every round moves to ``round_samples_per_s`` and
+    ``samples_per_s`` holds the session medians), the summary of one run's
+    rounds dropped, ``pooled_from`` listing the sources and ``pooled_by`` the unit.
 
     Raises:
         ResultsError: no runs, or runs that cannot be pooled (naming the difference).
+        ValueError: an unknown unit.
     """
+    if unit not in POOL_UNITS:
+        raise ValueError(f"unit must be one of {POOL_UNITS}, got {unit!r}")
     runs = list(runs)
     if not runs:
         raise results.ResultsError("cannot pool an empty list of runs")
@@ -221,9 +243,13 @@ def pool_runs(runs: Sequence[results.Run], *, source: str = "") -> results.Run:
             if all(field in run.results[key].extra for run in runs):
                 extra[field] = [v for run in runs for v in run.results[key].extra[field]]
         extra["pooled_from"] = sources
-        pooled[key] = dataclasses.replace(
-            first, samples_per_s=tuple(v for run in runs for v in run.results[key].samples_per_s),
-            extra=extra)
+        extra["pooled_by"] = unit
+        samples = tuple(v for run in runs for v in run.results[key].samples_per_s)
+        if unit == "session":
+            extra["round_samples_per_s"] = list(samples)
+            samples = tuple(statistics.median(run.results[key].samples_per_s) for run in runs)
+            extra["samples_per_s"] = list(samples)
+        pooled[key] = dataclasses.replace(first, samples_per_s=samples, extra=extra)
     return results.Run(datetime=runs[0].datetime, fingerprint=runs[0].fingerprint,
                        results=pooled, source=source)
 
@@ -265,7 +291,8 @@ def run_ab(baseline_python: str | os.PathLike, candidate_python: str | os.PathLi
            timeout: float | None = DEFAULT_INVOCATION_TIMEOUT_S,
            on_invocation: Callable[[str, int], None] | None = None,
            runner: Callable[..., subprocess.CompletedProcess] = subprocess.run) -> ABResult:
-    """Run the suite with A and B alternately ``pairs`` times, then pool each side.
+    """Run the suite with A and B alternately ``pairs`` times, then pool each side
+    (one sample per run: its median; see :func:`pool_runs`).
 
     Args:
         baseline_python, candidate_python: the two interpreters (A and B).
@@ -299,6 +326,6 @@ def run_ab(baseline_python: str | os.PathLike, candidate_python: str | os.PathLi
     pooled = {}
     for side in SIDES:
         runs = [results.read_run(inv.path) for inv in invocations if inv.side == side]
-        pooled[side] = pool_runs(runs, source=f"{side}: {len(runs)} pooled run(s) of "
+        pooled[side] = pool_runs(runs, source=f"{side}: medians of {len(runs)} run(s) of "
                                               f"{pythons[side]}")
     return ABResult(invocations=tuple(invocations), baseline=pooled["A"], candidate=pooled["B"])

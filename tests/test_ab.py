@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+import statistics
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -17,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kbench import ab, compare, results
+from kbench import ab, compare, results, stats
 
 # A real smoke-profile run kept as a test input by tests/test_results.py.
 STORED_RUN = Path(__file__).parent / "data" / "results" / "v1-smoke-run.json"
@@ -170,7 +171,7 @@ def test_run_ab_stores_under_the_project_by_default(project, monkeypatch):
     assert all(default_store in p.parents for p in outcome.paths("A") + outcome.paths("B"))
 
 
-def test_run_ab_pools_every_round_of_each_side(project):
+def test_run_ab_pools_one_median_per_invocation_of_each_side(project):
     a, b = make_pythons(project)
     outcome = ab.run_ab(a, b, pairs=2, store=project / "store", cwd=project,
                         runner=FakeSuite({a: 1.0, b: 0.8}))
@@ -178,9 +179,11 @@ def test_run_ab_pools_every_round_of_each_side(project):
         stored = [results.read_run(p) for p in outcome.paths(side)]
         assert set(pooled.results) == set(KEYS)
         for key in KEYS:
-            expected = [v for run in stored for v in run.results[key].samples_per_s]
-            assert list(pooled.results[key].samples_per_s) == expected
-            assert len(expected) == 2 * 3
+            medians = [statistics.median(run.results[key].samples_per_s) for run in stored]
+            assert list(pooled.results[key].samples_per_s) == medians
+            rounds_ = [v for run in stored for v in run.results[key].samples_per_s]
+            assert pooled.results[key].extra["round_samples_per_s"] == rounds_
+            assert len(rounds_) == 2 * 3
 
 
 # --------------------------------------------------------------------------- failures
@@ -241,10 +244,28 @@ def test_check_python_keeps_a_virtualenv_symlink(tmp_path):
 # --------------------------------------------------------------------------- pooling
 
 
-def test_pool_runs_concatenates_samples_in_run_order():
-    first = stored_run({KEYS[0]: [1.0, 2.0], KEYS[1]: [5.0]}, "2026-11-23T12:00:01+00:00")
+def test_pool_runs_by_session_keeps_one_median_per_run_and_every_round_aside():
+    first = stored_run({KEYS[0]: [1.0, 2.0, 9.0], KEYS[1]: [5.0]}, "2026-11-23T12:00:01+00:00")
     second = stored_run({KEYS[0]: [3.0], KEYS[1]: [6.0, 7.0]}, "2026-11-23T12:00:02+00:00")
     pooled = ab.pool_runs([first, second], source="A")
+    assert pooled.results[KEYS[0]].samples_per_s == (2.0, 3.0)
+    assert pooled.results[KEYS[1]].samples_per_s == (5.0, 6.5)
+    extra = pooled.results[KEYS[0]].extra
+    assert extra["samples_per_s"] == [2.0, 3.0] and extra["pooled_by"] == "session"
+    assert extra["round_samples_per_s"] == [1.0, 2.0, 9.0, 3.0]
+    assert len(extra["round_s"]) == 4
+
+
+def test_pool_runs_refuses_an_unknown_unit():
+    run = stored_run({KEYS[0]: [1.0]}, "2026-11-23T12:00:01+00:00")
+    with pytest.raises(ValueError, match="unit must be one of .*, got 'rounds'"):
+        ab.pool_runs([run], unit="rounds")
+
+
+def test_pool_runs_by_round_concatenates_samples_in_run_order():
+    first = stored_run({KEYS[0]: [1.0, 2.0], KEYS[1]: [5.0]}, "2026-11-23T12:00:01+00:00")
+    second = stored_run({KEYS[0]: [3.0], KEYS[1]: [6.0, 7.0]}, "2026-11-23T12:00:02+00:00")
+    pooled = ab.pool_runs([first, second], source="A", unit="round")
     assert pooled.results[KEYS[0]].samples_per_s == (1.0, 2.0, 3.0)
     assert pooled.results[KEYS[1]].samples_per_s == (5.0, 6.0, 7.0)
     assert len(pooled.results[KEYS[0]].extra["round_s"]) == 3
@@ -275,15 +296,16 @@ def test_pool_runs_refuses_nothing_to_pool():
         ab.pool_runs([])
 
 
-def test_pooling_makes_a_slowdown_detectable_that_one_pair_cannot_show(project):
-    """3 rounds a side can never be significant at alpha=0.01; 3 pairs pooled (9 a side) can."""
+def test_five_pairs_make_a_slowdown_detectable_that_fewer_cannot_show(project):
+    """One sample per session: 4 a side can never be significant at alpha=0.01, 5 can."""
     a, b = make_pythons(project)
-    outcome = ab.run_ab(a, b, pairs=3, store=project / "store", cwd=project,
+    outcome = ab.run_ab(a, b, pairs=ab.DEFAULT_PAIRS, store=project / "store", cwd=project,
                         runner=FakeSuite({a: 1.0, b: 0.8}))
-    one_pair = compare.gate(results.read_run(outcome.paths("A")[0]),
-                            results.read_run(outcome.paths("B")[0]), max_slowdown=0.10)
+    assert ab.DEFAULT_PAIRS == stats.min_samples_for(stats.DEFAULT_ALPHA) == 5
+    four = [ab.pool_runs([results.read_run(p) for p in outcome.paths(side)[:4]])
+            for side in ab.SIDES]
+    assert compare.gate(*four, max_slowdown=0.10).exit_code == 0
     pooled = compare.gate(outcome.baseline, outcome.candidate, max_slowdown=0.10)
-    assert one_pair.exit_code == 0
     assert pooled.exit_code == 1
     assert {f.key for f in pooled.failures} == set(KEYS)
     assert all(f.ratio == pytest.approx(0.8, rel=0.05) for f in pooled.failures)

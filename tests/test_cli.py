@@ -283,6 +283,28 @@ def test_gate_fails_listing_the_benchmarks_slower_than_allowed(two_runs):
     assert all("allowed slowdown 10%" in line for line in failures)
 
 
+def test_gate_of_single_runs_warns_that_it_cannot_see_session_drift(two_runs):
+    base, same, _ = two_runs
+    result = invoke("gate", "--baseline", base, "--candidate", same)
+    assert "one run a side" in result.stderr and "kbench ab" in result.stderr
+
+
+def test_gate_pools_repeated_runs_one_median_per_session(tmp_path):
+    """Sessions drifting +-20% with tight rounds: round-level A/A 'fails', session-level passes."""
+    drift = {"base": [1.0, 0.8, 1.2, 0.9, 1.1], "cand": [0.85, 1.15, 0.95, 1.05, 0.82]}
+    files = {side: [write_run(tmp_path / f"{side}{i}.json", f, seed=10 * i + len(side),
+                              when=f"2026-11-23T12:{i:02d}:{len(side):02d}+00:00")
+                    for i, f in enumerate(factors)] for side, factors in drift.items()}
+    single = invoke("gate", "--baseline", files["base"][0], "--candidate", files["cand"][0])
+    assert single.exit_code == 1, single.output  # 0.85x of one session is "significant"
+    args = [a for side in ("base", "cand") for path in files[side]
+            for a in (f"--{'baseline' if side == 'base' else 'candidate'}", path)]
+    pooled = invoke("gate", *args)
+    assert pooled.exit_code == 0, pooled.output
+    assert "baseline: medians of 5 run(s)" in pooled.stdout
+    assert "one run a side" not in pooled.stderr
+
+
 def test_gate_allows_more_slowdown_than_the_regression(two_runs):
     base, _, slow = two_runs
     result = invoke("gate", "--baseline", base, "--candidate", slow, "--max-slowdown", "25%")
@@ -350,13 +372,13 @@ def test_bench_refuses_an_unknown_profile_or_a_folder_without_benchmarks(tmp_pat
 def test_ab_interleaves_pools_and_gates_the_candidate(project):
     a, b = make_pythons(project)
     suite = FakeSuite({a: 1.0, b: 0.8})
-    result = invoke("ab", "--baseline-python", a, "--candidate-python", b, "--pairs", "3",
+    result = invoke("ab", "--baseline-python", a, "--candidate-python", b, "--pairs", "5",
                     "--store", project / "store", "--root", project, obj={"runner": suite})
     assert result.exit_code == 1, result.output
-    assert suite.pythons() == [a, b] * 3
-    assert sum(line.startswith("side A: ") for line in result.stdout.splitlines()) == 3
+    assert suite.pythons() == [a, b] * 5
+    assert sum(line.startswith("side A: ") for line in result.stdout.splitlines()) == 5
     assert "FAIL: 2 benchmark(s)" in result.stdout
-    assert "A: 3 pooled run(s) of" in result.stdout
+    assert "A: medians of 5 run(s) of" in result.stdout
 
 
 def test_ab_passes_when_both_sides_are_as_fast(project):
@@ -374,7 +396,7 @@ def test_ab_reports_a_failed_invocation_with_its_side_and_exit_code(project):
     result = invoke("ab", "--baseline-python", a, "--candidate-python", b, "--root", project,
                     "--store", project / "store", obj={"runner": suite})
     assert result.exit_code == 1
-    assert "side B" in result.stderr and "run 1 of 3 failed with exit code 4" in result.stderr
+    assert "side B" in result.stderr and "run 1 of 5 failed with exit code 4" in result.stderr
     assert "AssertionError: loss rose" in result.stderr
 
 
