@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kbench import _plots, compare, results, stats
+from kbench import _files, _plots, compare, results, stats
 from kbench import fingerprint as kfingerprint
 
 # kbench's timed fit rounds may cost at most this much throughput against a
@@ -509,12 +509,12 @@ def write_report(matrix, out_dir=REPORT_DIR, *, name: str = "report",
     _check_matrix(matrix)
     out = _output_dir(out_dir)
     pngs = make_plots(matrix)
-    paths = {plot: results.atomic_write_bytes(out / f"{name}-{plot}.png", png)
+    paths = {plot: _files.atomic_write_bytes(out / f"{name}-{plot}.png", png)
              for plot, png in pngs.items()}
     markdown = render_markdown(matrix, title=title, plots={p: f.name for p, f in paths.items()})
-    paths["markdown"] = results.atomic_write_bytes(out / f"{name}.md", markdown.encode("utf-8"))
+    paths["markdown"] = _files.atomic_write_bytes(out / f"{name}.md", markdown.encode("utf-8"))
     page = render_html(matrix, title=title, plots=pngs)
-    paths["html"] = results.atomic_write_bytes(out / f"{name}.html", page.encode("utf-8"))
+    paths["html"] = _files.atomic_write_bytes(out / f"{name}.html", page.encode("utf-8"))
     return paths
 
 

@@ -23,12 +23,12 @@ import json
 import math
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from kbench import _files
 from kbench import fingerprint as kfingerprint
 
 # Version of kbench's fields in a benchmark's extra_info ("kbench_schema").
@@ -309,59 +309,6 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} {value!r:.80} is not JSON-serializable")
 
 
-def _fsync_dir(folder: Path) -> None:
-    """Make a rename in ``folder`` durable (POSIX; other systems cannot open a folder)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _new_file_mode() -> int:
-    umask = os.umask(0o022)  # the only way to read the umask is to set it
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-# The mode open() gives a new file under this process's umask (read once, at import).
-NEW_FILE_MODE = _new_file_mode()
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, fsync=os.fsync) -> Path:
-    """Write ``data`` to ``path`` via a temporary file in the same folder, fsync, os.replace.
-
-    Whatever interrupts it (an exception, Ctrl-C, a killed process), ``path``
-    holds either its previous content or all of ``data``, never a part. A
-    temporary file is named ``.<name>.<random>.tmp``; it is removed unless the
-    process dies, and :func:`scan` never reads it.
-
-    Args:
-        fsync: ``os.fsync``-like; a seam for tests.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        # mkstemp creates 0600; give the file the mode open() would have.
-        os.fchmod(fd, NEW_FILE_MODE)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-    return path
-
-
 def write_run(document: Mapping, store: str | os.PathLike | None = None, *,
               fsync=os.fsync) -> Path:
     """Validate a pytest-benchmark JSON document as a run and store it atomically.
@@ -390,7 +337,7 @@ def write_run(document: Mapping, store: str | os.PathLike | None = None, *,
             return path  # the same run stored again: nothing to do
         raise ResultsError(f"{path} already holds a different run with datetime "
                            f"{run.datetime!r}; not overwriting it")
-    return atomic_write_bytes(path, data, fsync=fsync)
+    return _files.atomic_write_bytes(path, data, fsync=fsync)
 
 
 def _strip_source(message: str, source: str) -> str:

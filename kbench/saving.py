@@ -37,8 +37,6 @@ import dataclasses
 import json
 import os
 import re
-import secrets
-import shutil
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -51,6 +49,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from kbench import _files
 from kbench import data as kdata
 from kbench import models, training
 from kbench import workflows as wf
@@ -283,81 +282,7 @@ def _resolve_format(path: Path, name: str | None) -> Format | str:
 # --------------------------------------------------------------------------- atomic writes
 
 
-def _temporary_sibling(path: Path, suffix: str, tag: str = "tmp") -> Path:
-    """A fresh hidden name in ``path``'s folder, still ending in ``suffix`` (Keras checks it)."""
-    name = path.name
-    stem = name[:-len(suffix)] if suffix and name.endswith(suffix) else name
-    return path.with_name(f".{stem}.{tag}-{secrets.token_hex(4)}{suffix}")
-
-
-def _fsync(path: Path) -> None:
-    """Flush a file (or, where the OS allows, a directory entry) to disk."""
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-
-
-def _replace_file(tmp: Path, path: Path) -> None:
-    _fsync(tmp)
-    os.replace(tmp, path)  # atomic on POSIX: readers see the old file or the new one
-    _fsync(path.parent)
-
-
-def _replace_directory(tmp: Path, path: Path) -> None:
-    """Swap a finished directory into place.
-
-    A directory cannot be atomically replaced by rename(2), so the old one is
-    renamed aside first: between the two renames (microseconds) ``path`` does
-    not exist, and a kill in that window leaves the old version at
-    ``.<name>.old-<hex>`` next to it. No version is ever half-written at ``path``.
-    """
-    if not path.exists():
-        os.replace(tmp, path)
-        return
-    aside = _temporary_sibling(path, "", tag="old")
-    os.replace(path, aside)
-    try:
-        os.replace(tmp, path)
-    except BaseException:
-        os.replace(aside, path)
-        raise
-    shutil.rmtree(aside, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def atomic_write(path, *, suffix: str | None = None, directory: bool = False) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; move it onto ``path`` only if the block succeeds.
-
-    On any exception (KeyboardInterrupt included) the temporary is deleted and
-    ``path`` is untouched. A kill leaves a stray ``.<name>.tmp-<hex><suffix>``
-    behind, never a half-written ``path``.
-
-    Args:
-        path: the file (or directory) to write.
-        suffix: kept at the end of the temporary name; default ``path``'s last suffix.
-        directory: the block writes a directory, swapped in by :func:`_replace_directory`.
-    """
-    path = Path(path)
-    tmp = _temporary_sibling(path, path.suffix if suffix is None else suffix)
-    try:
-        yield tmp
-        if not tmp.exists():
-            raise SaveError(f"the writer wrote nothing at {str(tmp)!r} (for {str(path)!r})")
-        (_replace_directory if directory else _replace_file)(tmp, path)
-    except BaseException:
-        _remove(tmp)
-        raise
+atomic_write = _files.atomic_write  # re-exported: saving's public API
 
 
 def _kind(is_directory: bool) -> str:

@@ -3,7 +3,6 @@ scanning stored runs, and how the benchmark session stores its run."""
 
 import datetime as dt
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -14,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kbench import results
+from kbench import _files, results
 
 pytest_plugins = ["pytester"]
 
@@ -199,12 +198,6 @@ def test_file_names_sort_as_the_runs_happened(a, b):
 # --------------------------------------------------------------------------- writing
 
 
-def current_umask() -> int:
-    umask = os.umask(0o022)
-    os.umask(umask)
-    return umask
-
-
 def test_write_run_stores_the_document_where_run_path_says(tmp_path):
     doc = document()
     path = results.write_run(doc, tmp_path)
@@ -212,7 +205,6 @@ def test_write_run_stores_the_document_where_run_path_says(tmp_path):
     assert path == results.run_path(tmp_path, fp, doc["datetime"])
     assert json.loads(path.read_text()) == doc
     assert files_under(tmp_path) == [path]
-    assert path.stat().st_mode & 0o777 == results.NEW_FILE_MODE == 0o666 & ~current_umask()
     run = results.read_run(path)
     assert run.results.keys() == results.run_from_json(doc).results.keys()
 
@@ -255,7 +247,7 @@ def test_an_interrupted_write_leaves_earlier_results_and_no_partial_file(tmp_pat
     with pytest.raises(KeyboardInterrupt):
         results.write_run(document("2026-11-23T11:00:00+00:00"), tmp_path, fsync=interrupt)
     with pytest.raises(KeyboardInterrupt):  # replacing a file: the old bytes stay
-        results.atomic_write_bytes(earlier, b"{\"half\": ", fsync=interrupt)
+        _files.atomic_write_bytes(earlier, b"{\"half\": ", fsync=interrupt)
     assert files_under(tmp_path) == [earlier]
     assert earlier.read_bytes() == content
 
