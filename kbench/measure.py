@@ -38,7 +38,7 @@ import tensorflow as tf
 
 from kbench import data as kdata
 from kbench import models, stats, training
-from kbench.workflows import WorkflowSpec, check_supported
+from kbench.workflows import WorkflowSpec
 
 # Forward + backward of a dense or conv layer cost about three forward passes
 # (the backward pass computes gradients for both inputs and weights).
@@ -375,7 +375,7 @@ class SteadyStateRun:
     def __init__(self, spec: WorkflowSpec, train_data: tf.data.Dataset, profile: Profile, *,
                  device: str = "/CPU:0", timer: Callable[[], float] = time.perf_counter,
                  timeout_s: float = ROUND_TIMEOUT_S):
-        check_supported(spec)
+        training.check_supported(spec)
         self.spec, self.profile, self.device = spec, profile, device
         self.timeout_s = timeout_s
         self.timer = timer

@@ -594,7 +594,8 @@ class ResumableRun:
 def train_resumable(spec: wf.WorkflowSpec, directory, *, dataset: kdata.Dataset | None = None,
                     epochs: int | None = None,
                     callbacks: Sequence[keras.callbacks.Callback] = (),
-                    max_to_keep: int = CHECKPOINTS_KEPT) -> ResumableRun:
+                    max_to_keep: int = CHECKPOINTS_KEPT, write_directory=None,
+                    on_epoch_end: Callable[[int, dict], None] | None = None) -> ResumableRun:
     """Train ``spec`` to ``epochs`` in total, checkpointing after every epoch and resuming
     from the newest checkpoint in ``directory``.
 
@@ -610,10 +611,18 @@ def train_resumable(spec: wf.WorkflowSpec, directory, *, dataset: kdata.Dataset 
         directory: the checkpoint directory (created if needed).
         dataset: data to use instead of loading ``spec.dataset``.
         epochs: total epochs; default ``spec.epochs``.
-        callbacks: Keras callbacks for each epoch's ``run`` (epoch numbers restart at 0).
+        callbacks: Keras callbacks for each epoch's ``run`` (epoch numbers are
+            the absolute ones, as in ``fit(initial_epoch=...)``).
         max_to_keep: checkpoints kept.
+        write_directory: where checkpoints are written, if not ``directory``
+            (the checkpoints are always read from ``directory``). Under
+            MultiWorkerMirroredStrategy every worker must save; workers other
+            than the chief save into a throw-away directory.
+        on_epoch_end: called with (epoch, logs) after each epoch's checkpoint
+            is saved: a completed epoch is reported only once it is durable.
     """
-    wf.check_supported(spec)
+    training.check_supported(spec)
+    write_directory = directory if write_directory is None else write_directory
     epochs = spec.epochs if epochs is None else epochs
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be a positive int, got {epochs!r}")
@@ -624,25 +633,30 @@ def train_resumable(spec: wf.WorkflowSpec, directory, *, dataset: kdata.Dataset 
         model = training.build_compiled_model(spec)
         # The loop first: the custom loop builds the optimizer, the checkpoint must not rebuild it.
         loop = training.make_loop(model, spec)
-        epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
-        checkpoint = make_checkpoint(model, epoch)
-        manager = checkpoint_manager(checkpoint, directory, max_to_keep)
+        with model.distribute_strategy.scope():
+            epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
+            checkpoint = make_checkpoint(model, epoch)
+        manager = checkpoint_manager(checkpoint, write_directory, max_to_keep)
         restore_latest(checkpoint, directory)
         start, history = int(epoch.numpy()), {}
         for index in range(start, epochs):
-            _run_epoch(loop, spec, dataset, index, callbacks, history)
+            logs = _run_epoch(loop, spec, dataset, index, callbacks, history)
             epoch.assign(index + 1)
             manager.save(checkpoint_number=index + 1)
+            if on_epoch_end is not None:
+                on_epoch_end(index, logs)
     return ResumableRun(model=model, resumed_from=start, epochs_done=max(start, epochs),
                         history=history)
 
 
 def _run_epoch(loop, spec: wf.WorkflowSpec, dataset: kdata.Dataset, index: int,
-               callbacks: Sequence, history: dict[str, list[float]]) -> None:
+               callbacks: Sequence, history: dict[str, list[float]]) -> dict[str, float]:
     options = training.pipeline_options(spec, shuffle_seed=spec.seed + index)
     train_ds, _ = kdata.make_splits(dataset, options)
-    for key, values in loop.run(train_ds, epochs=1, callbacks=callbacks).items():
+    epoch_history = loop.run(train_ds, epochs=index + 1, initial_epoch=index, callbacks=callbacks)
+    for key, values in epoch_history.items():
         history.setdefault(key, []).extend(values)
+    return {key: values[-1] for key, values in epoch_history.items()}
 
 
 # --------------------------------------------------------------------------- known upstream bugs

@@ -13,6 +13,12 @@ the loop. The engine reads three of its fields through tables:
   for ``mixed_float16`` comes from the optimizer Keras wraps in
   ``LossScaleOptimizer`` at ``compile``; the custom loop calls its
   ``scale_loss``/``apply_gradients`` exactly as ``fit``'s train step does.
+- ``strategy``: the tf.distribute strategy (:mod:`kbench.distribute`). The
+  model and its optimizer are created in ``strategy.scope()``; ``fit``
+  distributes itself, and the custom loop runs its step on every replica with
+  ``strategy.run``, averages the loss over the global batch
+  (``tf.nn.compute_average_loss``) and lets the optimizer all-reduce the
+  gradients, as TF's custom-training tutorial does.
 
 The custom loop drives a ``keras.callbacks.CallbackList`` with the same hooks
 ``fit`` calls, so ModelCheckpoint, EarlyStopping (``restore_best_weights``),
@@ -31,12 +37,18 @@ import keras
 import tensorflow as tf
 
 from kbench import data as kdata
-from kbench import models
-from kbench.workflows import VariantUnavailableError, WorkflowSpec, check_supported
+from kbench import distribute, models
+from kbench import workflows
+from kbench.workflows import VariantUnavailableError, WorkflowSpec
 
 
 class TrainingError(RuntimeError):
     """Training could not run as the spec asked."""
+
+
+def check_supported(spec: WorkflowSpec) -> None:
+    """Raise UpstreamBugError if ``spec`` hits a known upstream bug on this machine."""
+    workflows.check_supported(spec, gpu_visible=bool(distribute.gpu_devices()))
 
 
 def make_loss() -> keras.losses.Loss:
@@ -86,7 +98,8 @@ def op_determinism(enabled: bool = True) -> Iterator[None]:
         (tf_config.enable_op_determinism if previous else tf_config.disable_op_determinism)()
 
 
-def build_compiled_model(spec: WorkflowSpec, model: keras.Model | None = None) -> keras.Model:
+def build_compiled_model(spec: WorkflowSpec, model: keras.Model | None = None,
+                         strategy: tf.distribute.Strategy | None = None) -> keras.Model:
     """Build the spec's model under its precision policy and compile it for its loop.
 
     Both loops compile: ``fit`` needs it, and the custom loop uses the compiled
@@ -96,9 +109,12 @@ def build_compiled_model(spec: WorkflowSpec, model: keras.Model | None = None) -
     Args:
         spec: the workflow.
         model: a model to compile instead of building the spec's (it must have
-            been built under the spec's precision policy).
+            been built under the spec's precision policy and strategy).
+        strategy: the strategy to build in; default: a new one from the spec
+            (:func:`kbench.distribute.make_strategy`).
     """
-    with precision_policy(spec.precision):
+    strategy = strategy or distribute.make_strategy(spec)
+    with precision_policy(spec.precision), strategy.scope():
         if model is None:
             model = models.build_model(spec.family, spec.style)
         model.compile(
@@ -148,9 +164,10 @@ class FitLoop:
         self.model = model
 
     def run(self, train_data, *, epochs: int, steps_per_epoch: int | None = None,
-            validation_data=None, callbacks: Sequence[keras.callbacks.Callback] = ()):
+            validation_data=None, callbacks: Sequence[keras.callbacks.Callback] = (),
+            initial_epoch: int = 0):
         history = self.model.fit(
-            train_data, epochs=epochs, steps_per_epoch=steps_per_epoch,
+            train_data, epochs=epochs, steps_per_epoch=steps_per_epoch, initial_epoch=initial_epoch,
             validation_data=validation_data, callbacks=list(callbacks), verbose=0,
             shuffle=False,  # the pipeline shuffles (seeded); fit cannot shuffle a tf.data input
         )
@@ -164,15 +181,37 @@ def _eager(fn: Callable) -> Callable:
     return fn
 
 
-STEP_COMPILERS: dict[str, Callable[[Callable], Callable]] = {
-    "eager": _eager,
-    "function": tf.function,
-    "xla": lambda fn: tf.function(fn, jit_compile=True),
+def _xla(fn: Callable) -> Callable:
+    return tf.function(fn, jit_compile=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class StepCompiler:
+    """How the custom loop compiles a step: ``outer`` wraps the whole step (the
+    ``strategy.run`` call and the metric reads), ``replica`` the per-replica body.
+
+    XLA compiles the per-replica body, not the ``strategy.run`` around it: a
+    jit-compiled function can only touch variables on its own device, and
+    MirroredStrategy keeps one copy of each variable per replica device.
+    """
+
+    outer: Callable[[Callable], Callable]
+    replica: Callable[[Callable], Callable]
+
+
+STEP_COMPILERS: dict[str, StepCompiler] = {
+    "eager": StepCompiler(outer=_eager, replica=_eager),
+    "function": StepCompiler(outer=tf.function, replica=_eager),
+    "xla": StepCompiler(outer=tf.function, replica=_xla),
 }
 
 
 class _Metrics:
-    """Batch-size-weighted mean loss and accuracy, as ``fit`` reports them."""
+    """Batch-size-weighted mean loss and accuracy, as ``fit`` reports them.
+
+    Updated on every replica; Keras metric variables aggregate by sum across
+    replicas, so the result is over the global batch.
+    """
 
     def __init__(self):
         self.loss = keras.metrics.Mean(name="loss")
@@ -182,58 +221,84 @@ class _Metrics:
         self.loss.reset_state()
         self.accuracy.reset_state()
 
-    def update(self, loss, y, logits) -> dict:
+    def update(self, loss, y, logits) -> None:
         self.loss.update_state(loss, sample_weight=tf.shape(y)[0])
         self.accuracy.update_state(y, logits)
+
+    def results(self) -> dict:
         return {"loss": self.loss.result(), "accuracy": self.accuracy.result()}
 
 
 class CustomLoop:
-    """A ``tf.GradientTape`` loop that drives Keras callbacks the way ``fit`` does."""
+    """A ``tf.GradientTape`` loop that drives Keras callbacks the way ``fit`` does.
+
+    It runs under the strategy the model was built in (``model.distribute_strategy``).
+    """
 
     def __init__(self, model: keras.Model, execution: str):
         self.model = model
-        self.loss_fn = make_loss()
-        self.train_metrics = _Metrics()
-        self.eval_metrics = _Metrics()
+        self.strategy = model.distribute_strategy
+        self.per_example_loss = make_loss()
+        self.per_example_loss.reduction = None
+        with self.strategy.scope():  # metric variables sum over every replica when read
+            self.train_metrics = _Metrics()
+            self.eval_metrics = _Metrics()
         # Build optimizer state before tracing: an unbuilt LossScaleOptimizer
         # would bake its initial scale into the graph as a constant. Only if
         # unbuilt: LossScaleOptimizer.build() re-creates its loss scale and
         # step counter, which would reset a loaded model's optimizer state.
         if not model.optimizer.built:
-            model.optimizer.build(model.trainable_variables)
-        compile_step = STEP_COMPILERS[execution]
-        self.train_step = compile_step(self._train_step)
-        self.eval_step = compile_step(self._eval_step)
+            with self.strategy.scope():
+                model.optimizer.build(model.trainable_variables)
+        compiler = STEP_COMPILERS[execution]
+        self._replica_train = compiler.replica(self._replica_train_step)
+        self._replica_eval = compiler.replica(self._replica_eval_step)
+        self.train_step = compiler.outer(self._train_step)
+        self.eval_step = compiler.outer(self._eval_step)
 
     def _train_step(self, x, y):
+        self.strategy.run(self._replica_train, args=(x, y))
+        return self.train_metrics.results()
+
+    def _eval_step(self, x, y):
+        self.strategy.run(self._replica_eval, args=(x, y))
+        return self.eval_metrics.results()
+
+    def _replica_train_step(self, x, y):
         model, optimizer = self.model, self.model.optimizer
         with tf.GradientTape() as tape:
             logits = model(x, training=True)
-            loss = self.loss_fn(y, logits)
+            per_example = self.per_example_loss(y, logits)
+            # The mean over the GLOBAL batch (exact for a partial last batch
+            # too); the optimizer sums the replicas' gradients.
+            loss = tf.nn.compute_average_loss(per_example, global_batch_size=_global_batch(y))
             if model.losses:
-                loss = loss + tf.add_n(model.losses)
+                loss = loss + tf.nn.scale_regularization_loss(tf.add_n(model.losses))
             scaled_loss = optimizer.scale_loss(loss)
         variables = model.trainable_variables
         optimizer.apply_gradients(zip(tape.gradient(scaled_loss, variables), variables))
-        return self.train_metrics.update(loss, y, logits)
+        self.train_metrics.update(tf.reduce_mean(per_example), y, logits)
 
-    def _eval_step(self, x, y):
+    def _replica_eval_step(self, x, y):
         logits = self.model(x, training=False)
-        return self.eval_metrics.update(self.loss_fn(y, logits), y, logits)
+        self.eval_metrics.update(tf.reduce_mean(self.per_example_loss(y, logits)), y, logits)
 
     def run(self, train_data, *, epochs: int, steps_per_epoch: int | None = None,
-            validation_data=None, callbacks: Sequence[keras.callbacks.Callback] = ()):
+            validation_data=None, callbacks: Sequence[keras.callbacks.Callback] = (),
+            initial_epoch: int = 0):
+        """Epochs ``initial_epoch`` to ``epochs - 1``, as ``fit`` numbers them."""
         model = self.model
         callback_list = keras.callbacks.CallbackList(
             list(callbacks), add_history=True, model=model, epochs=epochs,
             steps=steps_per_epoch or _cardinality(train_data), verbose=0,
         )
-        epoch_batches = _epoch_batches(train_data, steps_per_epoch)
+        epoch_batches = _epoch_batches(train_data, steps_per_epoch, self.strategy)
         model.stop_training = False
         logs: dict[str, float] = {}
         callback_list.on_train_begin()
-        for epoch in range(epochs):
+        # As fit does: a callback (BackupAndRestore) may set where to resume.
+        initial_epoch = model._initial_epoch or initial_epoch
+        for epoch in range(initial_epoch, epochs):
             callback_list.on_epoch_begin(epoch)
             logs = self._train_epoch(epoch_batches(), callback_list)
             if validation_data is not None:
@@ -261,11 +326,20 @@ class CustomLoop:
     def evaluate(self, data) -> dict[str, float]:
         self.eval_metrics.reset()
         logs = None
-        for x, y in data:
+        for x, y in _distribute(data, self.strategy):
             logs = self.eval_step(x, y)
         if logs is None:
             raise TrainingError("the evaluation data yielded no batches")
         return _to_floats(logs)
+
+
+def _global_batch(y) -> tf.Tensor:
+    """Examples in this step across all replicas (the local batch under the default strategy)."""
+    local = tf.cast(tf.shape(y)[0], tf.float32)
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return tf.cast(local, tf.int32)
+    return tf.cast(context.all_reduce("SUM", local), tf.int32)
 
 
 def _cardinality(dataset) -> int | None:
@@ -273,20 +347,22 @@ def _cardinality(dataset) -> int | None:
     return n if n >= 0 else None
 
 
-def _distribute(dataset):
-    """The dataset as the current tf.distribute strategy feeds it, exactly as ``fit`` does.
+def _distribute(dataset, strategy: tf.distribute.Strategy):
+    """The dataset as ``strategy`` feeds it, exactly as ``fit`` does: each global
+    batch split across the replicas.
 
-    Iterating the distributed dataset (rather than the plain one) gives the
-    custom loop the same per-epoch shuffle order as ``fit``.
+    Iterating the distributed dataset (rather than the plain one) also gives
+    the custom loop the same per-epoch shuffle order as ``fit``.
     """
     if isinstance(dataset, tf.data.Dataset):
-        return tf.distribute.get_strategy().experimental_distribute_dataset(dataset)
+        return strategy.experimental_distribute_dataset(dataset)
     return dataset
 
 
-def _epoch_batches(dataset, steps_per_epoch: int | None) -> Callable[[], Iterable]:
+def _epoch_batches(dataset, steps_per_epoch: int | None,
+                   strategy: tf.distribute.Strategy) -> Callable[[], Iterable]:
     """Per epoch: a fresh pass over ``dataset``, or (like fit) the next N batches of one iterator."""
-    dataset = _distribute(dataset)
+    dataset = _distribute(dataset, strategy)
     if steps_per_epoch is None:
         return lambda: dataset
     iterator = iter(dataset)
@@ -377,7 +453,7 @@ def train(spec: WorkflowSpec, *, dataset: kdata.Dataset | None = None,
     with precision_policy(spec.precision), op_determinism(spec.deterministic):
         keras.utils.set_random_seed(spec.seed)
         train_ds, test_ds = kdata.make_splits(dataset, options)
-        model = build_compiled_model(spec, model)
+        model = build_compiled_model(spec, model, distribute.make_strategy(spec))
         loop = make_loop(model, spec)
         start = timer()
         history = loop.run(train_ds, epochs=spec.epochs, callbacks=callbacks,

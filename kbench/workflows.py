@@ -19,6 +19,7 @@ are settings of a named workflow, not part of its name.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import itertools
 import re
 from collections.abc import Iterable, Iterator, Mapping
@@ -31,6 +32,8 @@ EXECUTIONS = ("eager", "function", "xla")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 DATASETS = ("mnist_5k", "mnist", "fashion_mnist", "synthetic")
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
+# tf.distribute strategies, built by kbench.distribute.make_strategy.
+STRATEGIES = ("default", "mirrored", "multi_worker_mirrored")
 
 PRECISION_TAGS = MappingProxyType(
     {"float32": "fp32", "mixed_float16": "fp16", "mixed_bfloat16": "bf16"}
@@ -49,6 +52,7 @@ _CHOICES = MappingProxyType(
         "precision": PRECISIONS,
         "dataset": DATASETS,
         "optimizer": OPTIMIZERS,
+        "strategy": STRATEGIES,
     }
 )
 
@@ -69,7 +73,7 @@ class UpstreamBugError(RuntimeError):
         self.issue = issue
         super().__init__(
             f"workflow {spec.name!r} hits a known upstream bug ({issue.reference}): "
-            f"{issue.summary} It fails with: {issue.error_type.__name__}: "
+            f"{issue.summary} It fails with: {issue.error_name}: "
             f"{issue.error_match!r}. Workaround: {issue.workaround}"
         )
 
@@ -92,6 +96,12 @@ class WorkflowSpec:
         seed: seeds weights, dropout and the data shuffle.
         deterministic: also enable TF op determinism, so that two runs give
             bitwise-identical weights on CPU (slower; Keras then refuses XLA).
+        strategy: the tf.distribute strategy, one of ``STRATEGIES`` (see
+            kbench.distribute). ``batch_size`` is the global batch, split
+            across replicas.
+        replicas: how many replicas ``mirrored`` uses (None: every GPU, or
+            every logical CPU); for ``multi_worker_mirrored`` the number the
+            cluster must have (None: any). ``default`` runs one.
     """
 
     family: str = "mlp"
@@ -106,6 +116,8 @@ class WorkflowSpec:
     learning_rate: float = 1e-3
     seed: int = 0
     deterministic: bool = False
+    strategy: str = "default"
+    replicas: int | None = None
 
     def __post_init__(self) -> None:
         for field, choices in _CHOICES.items():
@@ -118,9 +130,21 @@ class WorkflowSpec:
             raise WorkflowError(f"seed must be a non-negative int, got {self.seed!r}")
         if not isinstance(self.deterministic, bool):
             raise WorkflowError(f"deterministic must be a bool, got {self.deterministic!r}")
+        self._check_replicas()
         lr = self.learning_rate
         if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr < float("inf"):
             raise WorkflowError(f"learning_rate must be a positive finite number, got {lr!r}")
+
+    def _check_replicas(self) -> None:
+        if self.replicas is None:
+            return
+        _check_positive_int("replicas", self.replicas)
+        if self.strategy == "default" and self.replicas != 1:
+            raise WorkflowError(f"strategy='default' runs one replica, got replicas="
+                                f"{self.replicas!r}; use strategy='mirrored'")
+        if self.batch_size % self.replicas:
+            raise WorkflowError(f"batch_size {self.batch_size} does not split evenly over "
+                                f"replicas={self.replicas}")
 
     @property
     def name(self) -> str:
@@ -130,8 +154,8 @@ class WorkflowSpec:
 
     @property
     def known_issue(self) -> "KnownIssue | None":
-        """The known upstream bug this spec hits, if any."""
-        return next((issue for issue in KNOWN_ISSUES if issue.applies_to(self)), None)
+        """The known upstream bug this spec hits on a machine without GPUs, if any."""
+        return known_issue_for(self, gpu_visible=False)
 
     def replace(self, **changes) -> "WorkflowSpec":
         """A copy with some fields changed (validated again)."""
@@ -158,14 +182,18 @@ class KnownIssue:
     the tests still run the real combination as a strict xfail expecting
     ``error_type`` with a message matching ``error_match``, so a release that
     fixes the bug turns the suite red until the entry is removed.
+    ``error_type`` is an exception class, or the dotted name of one in a
+    package kbench does not import here (e.g. "tensorflow.errors.InvalidArgumentError").
+    ``without_gpu``: the bug bites only where no GPU is visible.
     """
 
     reference: str
     summary: str
     when: Mapping[str, str]
-    error_type: type[BaseException]
+    error_type: type[BaseException] | str
     error_match: str
     workaround: str
+    without_gpu: bool = False
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.when) - {f.name for f in dataclasses.fields(WorkflowSpec)})
@@ -173,7 +201,28 @@ class KnownIssue:
             raise WorkflowError(f"KnownIssue {self.reference}: unknown spec field(s) {unknown}")
         re.compile(self.error_match)
 
-    def applies_to(self, spec: WorkflowSpec) -> bool:
+    @property
+    def error_name(self) -> str:
+        """The exception's class name, e.g. 'ValueError'."""
+        if isinstance(self.error_type, str):
+            return self.error_type.rsplit(".", 1)[-1]
+        return self.error_type.__name__
+
+    def error_class(self) -> type[BaseException]:
+        """The exception class (imported if given by name)."""
+        if not isinstance(self.error_type, str):
+            return self.error_type
+        module, _, name = self.error_type.rpartition(".")
+        return getattr(importlib.import_module(module), name)
+
+    def example(self, **settings) -> WorkflowSpec:
+        """The first spec of the full matrix that hits this issue (``settings`` for the rest)."""
+        extra = {k: v for k, v in self.when.items() if k not in NAME_FIELDS}
+        return next(spec for spec in full_matrix(**extra, **settings) if self.applies_to(spec))
+
+    def applies_to(self, spec: WorkflowSpec, *, gpu_visible: bool = False) -> bool:
+        if self.without_gpu and gpu_visible:
+            return False
         return all(getattr(spec, k) == v for k, v in self.when.items())
 
 
@@ -195,12 +244,51 @@ KNOWN_ISSUES: tuple[KnownIssue, ...] = (
             "deterministic=False, or execution='function'."
         ),
     ),
+    KnownIssue(
+        reference="keras-team/keras#20585 (tensorflow/tensorflow#72388)",
+        summary=(
+            "Keras 3 model.fit under MultiWorkerMirroredStrategy fails in its first "
+            "step: the multi-worker iterator hands fit per-replica values it cannot "
+            "convert to tensors."
+        ),
+        when={"loop": "fit", "strategy": "multi_worker_mirrored"},
+        error_type=ValueError,
+        error_match=r"Attempt to convert a value \(PerReplica",
+        workaround=(
+            "use loop='custom' (strategy.run with tf.nn.compute_average_loss), which "
+            "trains under MultiWorkerMirroredStrategy."
+        ),
+    ),
+    KnownIssue(
+        reference="XLA known issue 'tf.Variable on a different device' "
+                  "(tensorflow.org/xla/known_issues)",
+        summary=(
+            "XLA compiles for one CPU device per process, so it cannot update the "
+            "mirrored copies MirroredStrategy keeps on the other logical CPUs; both "
+            "fit and the custom loop fail in their first step. (On GPUs each replica "
+            "compiles on its own device.)"
+        ),
+        when={"execution": "xla", "strategy": "mirrored"},
+        error_type="tensorflow.errors.InvalidArgumentError",
+        error_match="Trying to access resource .* located in device .*CPU:1 from device .*CPU:0",
+        workaround="use execution='function' on CPUs, or run on GPUs.",
+        without_gpu=True,
+    ),
 )
 
 
-def check_supported(spec: WorkflowSpec) -> None:
-    """Raise UpstreamBugError if ``spec`` hits a known upstream bug."""
-    issue = spec.known_issue
+def known_issue_for(spec: WorkflowSpec, *, gpu_visible: bool) -> KnownIssue | None:
+    """The first known upstream bug ``spec`` hits on a machine with or without GPUs."""
+    return next((issue for issue in KNOWN_ISSUES
+                 if issue.applies_to(spec, gpu_visible=gpu_visible)), None)
+
+
+def check_supported(spec: WorkflowSpec, *, gpu_visible: bool = False) -> None:
+    """Raise UpstreamBugError if ``spec`` hits a known upstream bug here.
+
+    kbench.training.check_supported asks TensorFlow whether a GPU is visible.
+    """
+    issue = known_issue_for(spec, gpu_visible=gpu_visible)
     if issue is not None:
         raise UpstreamBugError(spec, issue)
 

@@ -347,31 +347,27 @@ def test_op_determinism_is_restored():
 # --------------------------------------------------------------------------- known issues
 
 
-def _spec_for(issue):
-    matching = [s for s in wf.full_matrix(epochs=1, **{k: v for k, v in issue.when.items()
-                                                       if k not in wf.NAME_FIELDS})
-                if issue.applies_to(s)]
-    return matching[0]
+# Issues of distributed strategies need worker processes: tests/test_cluster.py runs them.
+IN_PROCESS_ISSUES = [i for i in wf.KNOWN_ISSUES if i.when.get("strategy", "default") == "default"]
 
 
 @pytest.mark.parametrize("issue", wf.KNOWN_ISSUES, ids=lambda i: i.reference)
 def test_known_issue_is_refused_up_front(issue, tiny):
-    spec = _spec_for(issue)
     with pytest.raises(wf.UpstreamBugError, match=re.escape(issue.reference)):
-        training.train(spec, dataset=tiny)
+        training.train(issue.example(epochs=1), dataset=tiny)
 
 
 @pytest.mark.parametrize("issue", [
     pytest.param(issue, id=issue.reference, marks=pytest.mark.xfail(
-        strict=True, raises=issue.error_type,
+        strict=True, raises=issue.error_class(),
         reason=f"known upstream bug {issue.reference}; an XPASS means it is fixed: "
                "remove the entry from kbench.workflows.KNOWN_ISSUES"))
-    for issue in wf.KNOWN_ISSUES])
+    for issue in IN_PROCESS_ISSUES])
 def test_known_issue_still_fails_upstream(issue, tiny):
     """Runs the real combination: a TF/Keras release that fixes it turns this red (XPASS)."""
     try:
-        training.train(_spec_for(issue), dataset=tiny, allow_known_issue=True)
-    except issue.error_type as err:
+        training.train(issue.example(epochs=1), dataset=tiny, allow_known_issue=True)
+    except issue.error_class() as err:
         assert re.search(issue.error_match, str(err)), f"failed differently: {err}"
         raise
 
