@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from kbench import data, fingerprint, measure, report, results
+from kbench import data, distribute, fingerprint, measure, report, results
 
 _RESULTS = pytest.StashKey[dict]()
 _STORE = pytest.StashKey[Path]()
@@ -49,6 +49,8 @@ def pytest_addoption(parser):
 #     so it has finished), builds the same document through the same hooks.
 @pytest.hookimpl(tryfirst=True)  # before pytest-benchmark reads its options
 def pytest_configure(config):
+    # Before TensorFlow initialises: the replicas suite needs 2 devices.
+    distribute.split_cpu_unless_gpu()
     config.stash[_RESULTS] = {}
     config.stash[_STORED] = {}
     config.option.benchmark_save_data = True  # --benchmark-save keeps every round too
@@ -124,13 +126,12 @@ def mnist_5k():
     return data.load_dataset("mnist_5k")
 
 
-@pytest.fixture(params=[
-    pytest.param("/CPU:0", id="cpu"),
-    pytest.param("/GPU:0", id="gpu", marks=pytest.mark.skipif(
-        not measure.gpu_devices(), reason="no GPU visible to TensorFlow on this machine")),
-])
+@pytest.fixture(params=[pytest.param("/CPU:0", id="cpu"), pytest.param("/GPU:0", id="gpu")])
 def device(request) -> str:
     """Every suite runs on the CPU, and on GPU:0 where one is visible."""
+    # Asked here, not at import: TF must not initialise before pytest_configure.
+    if request.param.startswith("/GPU") and not measure.gpu_devices():
+        pytest.skip("no GPU visible to TensorFlow on this machine")
     return request.param
 
 

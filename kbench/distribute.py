@@ -67,6 +67,23 @@ def configure_logical_cpus(count: int) -> list[str]:
     return cpu_devices()
 
 
+# Benchmarks compare 1 and 2 replicas; without GPUs the CPU is split in two.
+BENCHMARK_LOGICAL_CPUS = 2
+
+
+def split_cpu_unless_gpu(count: int = BENCHMARK_LOGICAL_CPUS) -> list[str]:
+    """Where no GPU is installed, split the CPU into ``count`` logical devices for
+    MirroredStrategy; return the devices replicas would mirror over.
+
+    Call before TensorFlow initialises (any op, or listing logical devices).
+    Ops placed without a strategy still run on CPU:0, which shares the
+    process's thread pools with the other logical CPUs.
+    """
+    if not tf.config.list_physical_devices("GPU"):
+        configure_logical_cpus(count)
+    return replica_devices()
+
+
 def cpu_devices() -> list[str]:
     """This process's logical CPU devices, e.g. ['/device:CPU:0', '/device:CPU:1']."""
     return [d.name for d in tf.config.list_logical_devices("CPU")]
@@ -130,7 +147,7 @@ def _multi_worker_strategy() -> tf.distribute.Strategy:
     if tf_config() is None:
         raise DistributeError(
             "strategy='multi_worker_mirrored' needs TF_CONFIG (the cluster and this "
-            "worker's task); start workers with kbench.cluster.run_local_workers")
+            "worker's task); start workers with kbench.cluster.LocalCluster")
     options = tf.distribute.experimental.CommunicationOptions(
         timeout_seconds=COLLECTIVE_TIMEOUT_S)
     return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)

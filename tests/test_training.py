@@ -344,6 +344,31 @@ def test_op_determinism_is_restored():
     assert not training._determinism_enabled()
 
 
+class _InterruptAt(keras.callbacks.Callback):
+    """Raises at the start of ``epoch``, as a crash would."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise RuntimeError(f"interrupted at epoch {epoch}")
+
+
+@pytest.mark.parametrize("loop", wf.LOOPS)
+def test_both_loops_resume_where_backup_and_restore_left_off(loop, tiny, tmp_path):
+    spec = WorkflowSpec(loop=loop, epochs=3)
+    with pytest.raises(RuntimeError, match="interrupted at epoch 2"):
+        training.train(spec, dataset=tiny, callbacks=[
+            keras.callbacks.BackupAndRestore(str(tmp_path)), _InterruptAt(2)])
+    epochs_seen = []
+    seen = keras.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs: epochs_seen.append(epoch))
+    result = training.train(spec, dataset=tiny, callbacks=[
+        keras.callbacks.BackupAndRestore(str(tmp_path)), seen])
+    assert result.epochs_run == 1 and epochs_seen == [2]  # epochs 0 and 1 were backed up
+
+
 # --------------------------------------------------------------------------- known issues
 
 

@@ -2,6 +2,7 @@
 
 import dataclasses
 import itertools
+import re
 
 import pytest
 from hypothesis import given
@@ -76,6 +77,7 @@ def test_reference_workflows_cover_the_promised_matrix():
 @pytest.mark.parametrize("field, value", [
     ("family", "rnn"), ("style", "Functional"), ("loop", "keras"), ("execution", "jit"),
     ("precision", "float16"), ("dataset", "cifar10"), ("optimizer", "adamw"),
+    ("strategy", "horovod"),
 ])
 def test_unknown_choice_is_rejected_naming_field_and_value(field, value):
     with pytest.raises(WorkflowError, match=rf"{field} must be one of .*got '{value}'"):
@@ -87,10 +89,41 @@ def test_unknown_choice_is_rejected_naming_field_and_value(field, value):
     ("epochs", 0), ("epochs", "5"), ("seed", -1), ("seed", 1.5),
     ("learning_rate", 0), ("learning_rate", -1e-3), ("learning_rate", float("nan")),
     ("learning_rate", float("inf")), ("learning_rate", "0.001"), ("deterministic", 1),
+    ("replicas", 0), ("replicas", 2.0), ("replicas", True),
 ])
 def test_bad_number_is_rejected_quoting_it(field, value):
     with pytest.raises(WorkflowError, match=rf"{field} must be .*got {value!r}"):
         WorkflowSpec(**{field: value})
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"replicas": 2}, "strategy='default' runs one replica, got replicas=2"),
+    ({"strategy": "mirrored", "replicas": 3}, "batch_size 64 does not split evenly over replicas=3"),
+])
+def test_replicas_must_fit_the_strategy_and_batch(settings, message):
+    with pytest.raises(WorkflowError, match=re.escape(message)):
+        WorkflowSpec(**settings)
+
+
+def test_strategy_is_a_setting_recorded_with_the_spec():
+    spec = wf.get_workflow("mlp-functional-custom-function-fp32", strategy="mirrored", replicas=2)
+    assert spec.name == "mlp-functional-custom-function-fp32"
+    assert spec.to_dict()["strategy"] == "mirrored" and spec.to_dict()["replicas"] == 2
+    assert WorkflowSpec(strategy="mirrored", replicas=1).replicas == 1
+
+
+def test_known_issue_example_hits_it():
+    for issue in wf.KNOWN_ISSUES:
+        spec = issue.example(epochs=1)
+        assert issue.applies_to(spec) and spec.epochs == 1
+        assert issue.error_class().__name__ == issue.error_name
+
+
+def test_gpu_only_issue_is_not_refused_where_a_gpu_is_visible():
+    issue = next(i for i in wf.KNOWN_ISSUES if i.without_gpu)
+    wf.check_supported(issue.example(), gpu_visible=True)
+    with pytest.raises(wf.UpstreamBugError, match=re.escape(issue.reference)):
+        wf.check_supported(issue.example(), gpu_visible=False)
 
 
 def test_spec_is_frozen_and_replace_validates():
