@@ -25,7 +25,8 @@ _KIND = "gpu" if "GPU" in _FIRST.upper() else "cpu"
 def test_replica_throughput(run_training, mnist_5k, family, batch_size, loop, replicas):
     available = distribute.replica_devices()
     if len(available) < replicas:
-        pytest.skip(f"{replicas} replicas need {replicas} devices; TensorFlow sees {available}")
+        pytest.skip(f"{replicas} replicas need {replicas} devices; TensorFlow sees {available} "
+                    "(the CPU is split only if TensorFlow had not started yet)")
     spec = WorkflowSpec(family=family, loop=loop, strategy="mirrored", replicas=replicas,
                         batch_size=batch_size)
     run_training(spec, measure.training_input(spec, mnist_5k),

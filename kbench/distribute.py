@@ -20,6 +20,7 @@ same optimizer steps over the same examples as a single-device run.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -76,11 +77,15 @@ def split_cpu_unless_gpu(count: int = BENCHMARK_LOGICAL_CPUS) -> list[str]:
     MirroredStrategy; return the devices replicas would mirror over.
 
     Call before TensorFlow initialises (any op, or listing logical devices).
-    Ops placed without a strategy still run on CPU:0, which shares the
-    process's thread pools with the other logical CPUs.
+    If it has already started (e.g. a benchmark session run inside another
+    pytest), the layout stays as it is and fewer devices are returned; suites
+    that need more skip, naming the devices they found. Ops placed without a
+    strategy still run on CPU:0, which shares the process's thread pools with
+    the other logical CPUs.
     """
     if not tf.config.list_physical_devices("GPU"):
-        configure_logical_cpus(count)
+        with contextlib.suppress(DistributeError):
+            configure_logical_cpus(count)
     return replica_devices()
 
 

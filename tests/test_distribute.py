@@ -34,7 +34,8 @@ def test_more_replicas_than_devices_is_refused_naming_them():
     with pytest.raises(distribute.DistributeError,
                        match=rf"replicas={len(devices) + 1} but this process has {len(devices)} "
                              r"device\(s\).*configure_logical_cpus"):
-        distribute.make_strategy(WorkflowSpec(strategy="mirrored", replicas=len(devices) + 1))
+        distribute.make_strategy(WorkflowSpec(strategy="mirrored", replicas=len(devices) + 1,
+                                              batch_size=32 * (len(devices) + 1)))
 
 
 def test_logical_cpus_cannot_change_after_tensorflow_started():
@@ -83,3 +84,9 @@ def test_chief_is_the_chief_task_or_else_worker_0(config, chief, monkeypatch):
     else:
         monkeypatch.setenv("TF_CONFIG", json.dumps(config))
     assert distribute.is_chief() is chief
+
+
+def test_splitting_after_tensorflow_started_keeps_the_layout():
+    # This process initialised TF long ago; a benchmark session inside it must still run.
+    assert distribute.split_cpu_unless_gpu(len(distribute.cpu_devices()) + 1) == \
+        distribute.replica_devices()
