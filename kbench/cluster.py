@@ -416,15 +416,15 @@ def _train_resumable(job: WorkerJob, chief: bool, callbacks: list) -> dict:
     from kbench import saving, training
 
     epoch_log = _EpochLog(job.epoch_log) if job.epoch_log is not None and chief else None
+    dataset = kdata.load_dataset(job.spec.dataset, seed=job.spec.seed)
     with contextlib.ExitStack() as stack:
         # Only the chief writes the real checkpoints; the others must still
         # save (saving reads distributed variables), into throw-away folders.
         write_dir = (job.checkpoint_dir if chief else
                      Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="kbench-worker-"))))
-        run = saving.train_resumable(job.spec, job.checkpoint_dir, write_directory=write_dir,
-                                     callbacks=callbacks,
+        run = saving.train_resumable(job.spec, job.checkpoint_dir, dataset=dataset,
+                                     write_directory=write_dir, callbacks=callbacks,
                                      on_epoch_end=epoch_log.append if epoch_log else None)
-    dataset = kdata.load_dataset(job.spec.dataset, seed=job.spec.seed)
     _, test_ds = kdata.make_splits(dataset, training.pipeline_options(job.spec))
     test = training.make_loop(run.model, job.spec).evaluate(test_ds)
     return {"spec": job.spec.to_dict(), "history": run.history,

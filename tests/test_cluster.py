@@ -157,13 +157,6 @@ def test_distributed_known_issue_still_fails_upstream(issue, tmp_path):
     raise StillFailsUpstream(f"{error['type']}: {error['message'][:200]}")
 
 
-def test_known_issue_applies_only_where_it_bites():
-    xla_mirrored = next(i for i in wf.KNOWN_ISSUES if i.without_gpu)
-    spec = xla_mirrored.example()
-    assert wf.known_issue_for(spec, gpu_visible=False) is xla_mirrored
-    assert wf.known_issue_for(spec, gpu_visible=True) is None
-
-
 # --------------------------------------------------------------------------- fault tolerance
 
 
