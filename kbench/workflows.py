@@ -25,6 +25,8 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from types import MappingProxyType
 
+from kbench import _validate
+
 FAMILIES = ("mlp", "cnn")
 STYLES = ("sequential", "functional", "subclassed")
 LOOPS = ("fit", "custom")
@@ -38,7 +40,7 @@ STRATEGIES = ("default", "mirrored", "multi_worker_mirrored")
 PRECISION_TAGS = MappingProxyType(
     {"float32": "fp32", "mixed_float16": "fp16", "mixed_bfloat16": "bf16"}
 )
-_PRECISION_BY_TAG = MappingProxyType({tag: p for p, tag in PRECISION_TAGS.items()})
+PRECISION_BY_TAG = MappingProxyType({tag: p for p, tag in PRECISION_TAGS.items()})
 
 # The fields that make up a workflow's name, in name order.
 NAME_FIELDS = ("family", "style", "loop", "execution", "precision")
@@ -121,24 +123,19 @@ class WorkflowSpec:
 
     def __post_init__(self) -> None:
         for field, choices in _CHOICES.items():
-            value = getattr(self, field)
-            if value not in choices:
-                raise WorkflowError(f"{field} must be one of {choices}, got {value!r}")
-        _check_positive_int("batch_size", self.batch_size)
-        _check_positive_int("epochs", self.epochs)
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise WorkflowError(f"seed must be a non-negative int, got {self.seed!r}")
-        if not isinstance(self.deterministic, bool):
-            raise WorkflowError(f"deterministic must be a bool, got {self.deterministic!r}")
+            _validate.check_choice(field, getattr(self, field), choices, error=WorkflowError)
+        _validate.check_positive_int("batch_size", self.batch_size, error=WorkflowError)
+        _validate.check_positive_int("epochs", self.epochs, error=WorkflowError)
+        _validate.check_int("seed", self.seed, minimum=0, error=WorkflowError)
+        _validate.check_bool("deterministic", self.deterministic, error=WorkflowError)
         self._check_replicas()
-        lr = self.learning_rate
-        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr < float("inf"):
-            raise WorkflowError(f"learning_rate must be a positive finite number, got {lr!r}")
+        _validate.check_number("learning_rate", self.learning_rate, low=0, low_open=True,
+                               error=WorkflowError)
 
     def _check_replicas(self) -> None:
         if self.replicas is None:
             return
-        _check_positive_int("replicas", self.replicas)
+        _validate.check_positive_int("replicas", self.replicas, error=WorkflowError)
         if self.strategy == "default" and self.replicas != 1:
             raise WorkflowError(f"strategy='default' runs one replica, got replicas="
                                 f"{self.replicas!r}; use strategy='mirrored'")
@@ -167,11 +164,6 @@ class WorkflowSpec:
     def to_dict(self) -> dict:
         """Plain fields plus the name, for result records and JSON."""
         return {"name": self.name, **dataclasses.asdict(self)}
-
-
-def _check_positive_int(field: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise WorkflowError(f"{field} must be a positive int, got {value!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -309,11 +301,11 @@ def parse_name(name: str, **settings) -> WorkflowSpec:
         )
     fields = dict(zip(NAME_FIELDS, parts))
     tag = fields["precision"]
-    if tag not in _PRECISION_BY_TAG:
+    if tag not in PRECISION_BY_TAG:
         raise WorkflowError(
-            f"precision tag must be one of {tuple(_PRECISION_BY_TAG)}, got {tag!r} in {name!r}"
+            f"precision tag must be one of {tuple(PRECISION_BY_TAG)}, got {tag!r} in {name!r}"
         )
-    fields["precision"] = _PRECISION_BY_TAG[tag]
+    fields["precision"] = PRECISION_BY_TAG[tag]
     clash = sorted(set(settings) & set(NAME_FIELDS))
     if clash:
         raise WorkflowError(f"fields {clash} come from the name {name!r}; do not pass them")
@@ -328,7 +320,7 @@ def full_matrix(**settings) -> tuple[WorkflowSpec, ...]:
     return tuple(
         parse_name("-".join(combo), **settings)
         for combo in itertools.product(
-            FAMILIES, STYLES, LOOPS, EXECUTIONS, tuple(_PRECISION_BY_TAG)
+            FAMILIES, STYLES, LOOPS, EXECUTIONS, tuple(PRECISION_BY_TAG)
         )
     )
 

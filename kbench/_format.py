@@ -1,0 +1,58 @@
+"""How kbench writes numbers: rates, ratios, shares and durations, in one place.
+
+pyperf keeps every unit's formatter in its ``_formatter.py`` and every other
+module delegates; so does kbench. Measurement and statistics never format;
+the summary, reports and CLI call these.
+"""
+
+from __future__ import annotations
+
+import math
+
+# Rates at or above this many per second are written as whole numbers with
+# thousands separators (12,345); below it, three significant digits (45.6).
+WHOLE_RATE_FROM = 100
+
+
+def rate(value: float) -> str:
+    """A throughput without its unit: ``"12,345"``, or ``"45.6"`` below 100."""
+    if not math.isfinite(value):
+        return str(value)
+    return f"{value:,.0f}" if abs(value) >= WHOLE_RATE_FROM else f"{value:.3g}"
+
+
+def rate_ci(median: float, low: float, high: float) -> str:
+    """``"12,345 [11,900, 12,800]"``: a median rate and its confidence interval."""
+    return f"{rate(median)} [{rate(low)}, {rate(high)}]"
+
+
+def summary(summary) -> str:
+    """A :class:`kbench.stats.Summary` as ``"12,345 [11,900, 12,800] cv 2.1%"``."""
+    return f"{rate_ci(summary.median, summary.ci_low, summary.ci_high)} cv {share(summary.cv)}"
+
+
+def ratio(value: float, low: float | None = None, high: float | None = None) -> str:
+    """``"1.02x"``, or with its CI ``"1.02x [0.99, 1.05]"``."""
+    text = f"{value:.2f}x"
+    if low is None or high is None:
+        return text
+    return f"{text} [{low:.2f}, {high:.2f}]"
+
+
+def share(value: float, digits: int = 1) -> str:
+    """A fraction as a percentage: ``share(0.057) == "5.7%"``; ``digits`` after the point."""
+    return f"{value:.{digits}%}"
+
+
+def seconds(value: float) -> str:
+    """A duration: ``"1.23 s"``, ``"45.6 ms"`` or ``"789 us"``."""
+    if value >= 1 or value == 0:
+        return f"{value:.2f} s"
+    if value >= 1e-3:
+        return f"{value * 1e3:.3g} ms"
+    return f"{value * 1e6:.3g} us"
+
+
+def milliseconds(value: float) -> str:
+    """Seconds written as milliseconds with two decimals: ``"1.23"`` (no unit)."""
+    return f"{value * 1e3:.2f}"
