@@ -20,11 +20,12 @@ are needed. :func:`min_samples_for` computes this so callers can warn.
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
 from scipy import stats as _scipy_stats
+
+from kbench import _format, _validate
 
 # Significance level of the gating policy: a false "slower" fails a build, so
 # we accept 1 false alarm in 100 comparisons of identical code rather than the
@@ -78,18 +79,11 @@ def _as_sample(samples, name: str = "samples", *, positive: bool = False) -> np.
 
 
 def _check_open_unit(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
-        raise ValueError(f"{name} must be a number strictly between 0 and 1, got {value!r}")
-
-
-def _check_positive_int(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    _validate.check_fraction(name, value)
 
 
 def _check_min_factor(value) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 1 <= value < math.inf:
-        raise ValueError(f"min_factor must be a finite number >= 1, got {value!r}")
+    _validate.check_number("min_factor", value, low=1)
 
 
 # --------------------------------------------------------------------------- summaries
@@ -115,11 +109,9 @@ class Summary:
     confidence: float
 
     def __post_init__(self) -> None:
-        _check_positive_int("n", self.n)
+        _validate.check_positive_int("n", self.n)
         for field in dataclasses.fields(self)[1:]:
-            value = getattr(self, field.name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise ValueError(f"Summary.{field.name} must be a finite number, got {value!r}")
+            _validate.check_number(f"Summary.{field.name}", getattr(self, field.name))
         _check_open_unit("confidence", self.confidence)
         if self.stdev < 0 or self.cv < 0:
             raise ValueError(f"stdev and cv must be >= 0, got stdev={self.stdev!r} cv={self.cv!r}")
@@ -161,8 +153,7 @@ def percentiles(samples, qs: Sequence[float] = (50, 90, 99)) -> dict[str, float]
     """``{"p50": .., "p90": .., "p99": ..}`` of e.g. per-step latencies (linear interpolation)."""
     x = _as_sample(samples)
     for q in qs:
-        if isinstance(q, bool) or not isinstance(q, (int, float)) or not 0 <= q <= 100:
-            raise ValueError(f"percentiles must be numbers in [0, 100], got {q!r} in {qs!r}")
+        _validate.check_number("a percentile", q, low=0, high=100, where=f"percentiles {qs!r}")
     values = np.percentile(x, list(qs))
     return {f"p{q:g}": float(v) for q, v in zip(qs, values)}
 
@@ -173,17 +164,12 @@ def geometric_mean(values) -> float:
     return float(np.exp(np.mean(np.log(x))))
 
 
-def format_ratio(ratio: float, low: float, high: float) -> str:
-    """``"1.02x [0.99, 1.05]"``."""
-    return f"{ratio:.2f}x [{low:.2f}, {high:.2f}]"
-
-
 # --------------------------------------------------------------------------- bootstrap
 
 
 def _check_bootstrap_args(confidence, n_resamples) -> None:
     _check_open_unit("confidence", confidence)
-    _check_positive_int("n_resamples", n_resamples)
+    _validate.check_positive_int("n_resamples", n_resamples)
 
 
 def _resampled_statistic(x: np.ndarray, statistic: Callable, n_resamples: int,
@@ -279,10 +265,8 @@ class Comparison:
     min_factor: float
 
     def __post_init__(self) -> None:
-        if self.verdict not in VERDICTS:
-            raise ValueError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}")
-        if not (isinstance(self.ratio, (int, float)) and 0 < self.ratio < math.inf):
-            raise ValueError(f"ratio must be a positive finite number, got {self.ratio!r}")
+        _validate.check_choice("verdict", self.verdict, VERDICTS)
+        _validate.check_number("ratio", self.ratio, low=0, low_open=True)
         if not self.ci_low <= self.ci_high:
             raise ValueError(f"need ci_low <= ci_high, got [{self.ci_low!r}, {self.ci_high!r}]")
         if not 0 <= self.p_value <= 1:
@@ -298,7 +282,7 @@ class Comparison:
         return dataclasses.asdict(self)
 
     def __str__(self) -> str:
-        return (f"{format_ratio(self.ratio, self.ci_low, self.ci_high)} "
+        return (f"{_format.ratio(self.ratio, self.ci_low, self.ci_high)} "
                 f"{self.verdict} (p={self.p_value:.3g})")
 
 

@@ -1,0 +1,34 @@
+"""Tests for kbench._format: the one formatter for rates, ratios, shares and durations."""
+
+import pytest
+
+from kbench import _format, stats
+
+
+@pytest.mark.parametrize("value, text", [(12345.4, "12,345"), (100.0, "100"), (99.94, "99.9"),
+                                         (0.01234, "0.0123"), (float("nan"), "nan")])
+def test_rates_are_whole_with_separators_from_100_else_three_digits(value, text):
+    assert _format.rate(value) == text
+
+
+def test_ratio_with_and_without_its_interval():
+    assert _format.ratio(1.0213, 0.9871, 1.0502) == "1.02x [0.99, 1.05]"
+    assert _format.ratio(0.5) == "0.50x"
+
+
+def test_summary_reads_median_interval_and_spread():
+    summary = stats.summarize([9_000.0, 10_000.0, 11_000.0], n_resamples=200)
+    assert _format.summary(summary) == (
+        f"10,000 [{_format.rate(summary.ci_low)}, {_format.rate(summary.ci_high)}] cv 10.0%")
+
+
+@pytest.mark.parametrize("value, digits, text", [(0.057, 1, "5.7%"), (0.057, 0, "6%"),
+                                                 (-0.4, 0, "-40%")])
+def test_share_is_a_percentage(value, digits, text):
+    assert _format.share(value, digits) == text
+
+
+@pytest.mark.parametrize("value, text", [(1.234, "1.23 s"), (0.0456, "45.6 ms"),
+                                         (0.000789, "789 us"), (0.0, "0.00 s")])
+def test_seconds_pick_a_unit(value, text):
+    assert _format.seconds(value) == text
