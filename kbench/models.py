@@ -9,23 +9,19 @@ same order in every style, so ``get_weights()`` lists line up and
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Callable, Sequence
 
 import keras
 
-FAMILIES = ("mlp", "cnn")
-STYLES = ("sequential", "functional", "subclassed")
-NUM_CLASSES = 10
+from kbench._validate import check_choice, check_int, check_number, is_int
+from kbench.data import IMAGE_CHANNELS, IMAGE_SHAPE, NUM_CLASSES
+from kbench.workflows import FAMILIES, STYLES
+
 DEFAULT_DROPOUT = 0.2
 DEFAULT_HIDDEN_UNITS = 128
 # A classifier needs at least two classes; a Dense layer at least one unit.
 MIN_NUM_CLASSES = 2
 MIN_HIDDEN_UNITS = 1
-
-# MNIST-style grayscale images: 28x28 pixels, one channel.
-IMAGE_SIZE = (28, 28)
-IMAGE_CHANNELS = 1
 
 # The TensorFlow "CNN" tutorial's convolution stack: three 3x3 convolutions
 # with a 2x2 max-pool after each but the last.
@@ -41,34 +37,12 @@ LOGITS_DTYPE = "float32"
 # needs (height, width, channels).
 _ACCEPTED_RANKS = {"mlp": (2, 3), "cnn": (3,)}
 
+# The data's images (kbench.data): the mlp takes them as they are, the cnn
+# with their channel axis.
 _DEFAULT_INPUT_SHAPES = {
-    "mlp": IMAGE_SIZE,
-    "cnn": (*IMAGE_SIZE, IMAGE_CHANNELS),
+    "mlp": IMAGE_SHAPE,
+    "cnn": (*IMAGE_SHAPE, IMAGE_CHANNELS),
 }
-
-
-def _check_choice(what: str, value, choices: tuple[str, ...]) -> None:
-    """Raise ValueError unless ``value`` is one of ``choices``."""
-    if value not in choices:
-        raise ValueError(f"{what} must be one of {choices}, got {value!r}")
-
-
-def _is_int(value) -> bool:
-    """Return True for Python/NumPy integers, but not for bools."""
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _check_int_at_least(what: str, value, minimum: int) -> None:
-    """Raise ValueError unless ``value`` is an int >= ``minimum``."""
-    if not _is_int(value) or value < minimum:
-        raise ValueError(f"{what} must be an int >= {minimum}, got {value!r}")
-
-
-def _check_dropout(dropout) -> None:
-    """Raise ValueError unless ``dropout`` is a number in [0, 1)."""
-    is_number = isinstance(dropout, numbers.Real) and not isinstance(dropout, bool)
-    if not is_number or not 0 <= dropout < 1:
-        raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
 
 
 def _resolve_input_shape(family: str, input_shape) -> tuple[int, ...]:
@@ -84,7 +58,7 @@ def _resolve_input_shape(family: str, input_shape) -> tuple[int, ...]:
         raise ValueError(f"input_shape must be a tuple of ints, got {input_shape!r}")
     ranks = _ACCEPTED_RANKS[family]
     if len(input_shape) not in ranks or not all(
-        _is_int(dim) and dim >= 1 for dim in input_shape
+        is_int(dim) and dim >= 1 for dim in input_shape
     ):
         rank_text = " or ".join(f"{rank}-D" for rank in ranks)
         raise ValueError(
@@ -94,18 +68,18 @@ def _resolve_input_shape(family: str, input_shape) -> tuple[int, ...]:
     return tuple(int(dim) for dim in input_shape)
 
 
-def _validate(family, num_classes, dropout, hidden_units, input_shape) -> tuple[int, ...]:
+def _check_hparams(family, num_classes, dropout, hidden_units, input_shape) -> tuple[int, ...]:
     """Validate the model hyper-parameters and return the resolved input shape."""
-    _check_choice("family", family, FAMILIES)
-    _check_int_at_least("num_classes", num_classes, MIN_NUM_CLASSES)
-    _check_dropout(dropout)
-    _check_int_at_least("hidden_units", hidden_units, MIN_HIDDEN_UNITS)
+    check_choice("family", family, FAMILIES)
+    check_int("num_classes", num_classes, minimum=MIN_NUM_CLASSES)
+    check_number("dropout", dropout, low=0, high=1, high_open=True)
+    check_int("hidden_units", hidden_units, minimum=MIN_HIDDEN_UNITS)
     return _resolve_input_shape(family, input_shape)
 
 
 def input_shape_for(family: str) -> tuple[int, ...]:
     """Return the default per-example input shape of ``family`` (no batch axis)."""
-    _check_choice("family", family, FAMILIES)
+    check_choice("family", family, FAMILIES)
     return _DEFAULT_INPUT_SHAPES[family]
 
 
@@ -175,7 +149,7 @@ def family_layers(
     Returns:
         A list of new Keras layers, in call order.
     """
-    _validate(family, num_classes, dropout, hidden_units, None)
+    _check_hparams(family, num_classes, dropout, hidden_units, None)
     # Keras layers reject NumPy integers (e.g. Dense(units=np.int32(8))).
     factory = _LAYER_FACTORIES[family]
     return factory(int(hidden_units), float(dropout), int(num_classes), dtype)
@@ -195,7 +169,7 @@ class KBenchModel(keras.Model):
         **kwargs,
     ):
         """Create the model's layers; ``kwargs`` (name, dtype, ...) go to keras.Model."""
-        resolved_shape = _validate(family, num_classes, dropout, hidden_units, input_shape)
+        resolved_shape = _check_hparams(family, num_classes, dropout, hidden_units, input_shape)
         super().__init__(**kwargs)
         # Plain Python numbers, so that get_config() is JSON-serialisable
         # even when the caller passed NumPy scalars.
@@ -304,8 +278,8 @@ def build_model(
     Raises:
         ValueError: on an unknown family or style or a bad hyper-parameter.
     """
-    _check_choice("style", style, STYLES)
-    shape = _validate(family, num_classes, dropout, hidden_units, input_shape)
+    check_choice("style", style, STYLES)
+    shape = _check_hparams(family, num_classes, dropout, hidden_units, input_shape)
     return _BUILDERS[style](
         family,
         shape,

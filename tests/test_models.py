@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kbench import models, training
-from kbench.models import FAMILIES, NUM_CLASSES, STYLES, KBenchModel, build_model
+from kbench import data, models, training, workflows
+from kbench.data import NUM_CLASSES
+from kbench.models import FAMILIES, STYLES, KBenchModel, build_model
 
 BATCH = 4
 SEED = 1234
@@ -80,6 +81,15 @@ def global_policy(request):
     """Run the test under the global dtype policy ``request.param``."""
     with training.precision_policy(request.param):
         yield request.param
+
+
+# --- vocabulary ------------------------------------------------------------
+
+
+def test_vocabulary_comes_from_workflows_and_data():
+    assert models.FAMILIES is workflows.FAMILIES and models.STYLES is workflows.STYLES
+    assert models.input_shape_for("mlp") == data.IMAGE_SHAPE
+    assert models.input_shape_for("cnn") == (*data.IMAGE_SHAPE, data.IMAGE_CHANNELS)
 
 
 # --- shape helpers ---------------------------------------------------------
@@ -265,17 +275,18 @@ def test_keras_file_round_trip(family, style, tmp_path):
             {},
             "style must be one of ('sequential', 'functional', 'subclassed'), got 'keras2'",
         ),
-        ("mlp", "sequential", {"dropout": 1.5}, "dropout must be in [0, 1), got 1.5"),
-        ("mlp", "functional", {"dropout": 1.0}, "dropout must be in [0, 1), got 1.0"),
-        ("mlp", "subclassed", {"dropout": -0.1}, "dropout must be in [0, 1), got -0.1"),
+        ("mlp", "sequential", {"dropout": 1.5}, "dropout must be a number in [0, 1), got 1.5"),
+        ("mlp", "functional", {"dropout": 1.0}, "dropout must be a number in [0, 1), got 1.0"),
+        ("mlp", "subclassed", {"dropout": -0.1}, "dropout must be a number in [0, 1), got -0.1"),
+        ("mlp", "subclassed", {"dropout": True}, "dropout must be a number in [0, 1), got True"),
         ("mlp", "sequential", {"num_classes": 1}, "num_classes must be an int >= 2, got 1"),
         ("mlp", "sequential", {"num_classes": 2.0}, "num_classes must be an int >= 2, got 2.0"),
-        ("cnn", "sequential", {"hidden_units": 0}, "hidden_units must be an int >= 1, got 0"),
+        ("cnn", "sequential", {"hidden_units": 0}, "hidden_units must be a positive int, got 0"),
         (
             "cnn",
             "subclassed",
             {"hidden_units": "128"},
-            "hidden_units must be an int >= 1, got '128'",
+            "hidden_units must be a positive int, got '128'",
         ),
         (
             "cnn",
