@@ -129,3 +129,11 @@ def check_str(name: str, value: Any, *, error: type[Exception] = ValueError,
     if not isinstance(value, str) or not value:
         raise _fail(error, where, name, "a non-empty str", value)
     return value
+
+
+def check_version(name: str, value: Any, supported: Collection[int], *,
+                  error: type[Exception] = ValueError, where: str = "") -> int:
+    """A schema version: an int (``True`` is not version 1) that this kbench reads."""
+    if not is_int(value) or value not in supported:
+        raise _fail(error, where, name, f"one of {tuple(supported)}", value)
+    return int(value)

@@ -26,7 +26,7 @@ import subprocess
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from kbench import results
+from kbench import _validate, record, results
 
 SIDES = ("A", "B")  # A = baseline, B = candidate
 
@@ -73,8 +73,7 @@ class Invocation:
     path: Path
 
     def __post_init__(self) -> None:
-        if self.side not in SIDES:
-            raise ValueError(f"side must be one of {SIDES}, got {self.side!r}")
+        _validate.check_choice("side", self.side, SIDES)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -169,18 +168,6 @@ def _new_run_file(before: set[Path], after: set[Path], store: Path, what: str) -
 # --------------------------------------------------------------------------- pooling
 
 
-def _check_same_keys(runs: Sequence[results.Run]) -> None:
-    keys = set(runs[0].results)
-    for run in runs[1:]:
-        if set(run.results) != keys:
-            only_first = sorted(keys - set(run.results))
-            only_this = sorted(set(run.results) - keys)
-            first, other = runs[0].source or runs[0].label, run.source or run.label
-            raise results.ResultsError(
-                f"cannot pool {other!r} with {first!r}: benchmarks only in the first "
-                f"{only_first}, only in the other {only_this}")
-
-
 def _check_same_setup(runs: Sequence[results.Run]) -> None:
     for field in ("tf_version", "machine_key"):
         values = sorted({getattr(run, field) for run in runs})
@@ -188,17 +175,9 @@ def _check_same_setup(runs: Sequence[results.Run]) -> None:
             raise results.ResultsError(f"cannot pool runs with different {field}: {values}")
 
 
-# extra_info fields that hold one run's per-round values: concatenated when pooled
-# (dropped if a run lacks one, rather than left holding one run's rounds).
-_PER_ROUND_FIELDS = ("samples_per_s", "round_s")
-# extra_info fields that summarize one run's rounds: dropped when pooled, since
-# they would contradict the pooled samples (kbench.compare summarizes those).
-_ROUND_SUMMARY_FIELDS = ("throughput",)
-
-
 # How pool_runs pools: "session" gives one sample per run (its median
 # samples/s), "round" concatenates every run's rounds.
-POOL_UNITS = ("session", "round")
+POOL_UNITS = record.POOL_UNITS
 
 
 def pool_runs(runs: Sequence[results.Run], *, source: str = "",
@@ -217,49 +196,37 @@ def pool_runs(runs: Sequence[results.Run], *, source: str = "",
 
     The runs must hold the same benchmarks and come from the same TF version and
     machine. The pooled run keeps the first run's datetime and fingerprint; each
-    benchmark keeps the first run's extra_info (so per-run values such as
-    startup_s and step_latency_s are the first run's), with the per-round fields
-    concatenated (by session: every round moves to ``round_samples_per_s`` and
-    ``samples_per_s`` holds the session medians), the summary of one run's
-    rounds dropped, ``pooled_from`` listing the sources and ``pooled_by`` the unit.
+    benchmark keeps the first run's record (so per-run values such as
+    startup_s and step_latency_s are the first run's), with ``round_s``
+    concatenated, ``samples_per_s`` the session medians (by session) or every
+    round (by round), and ``pooling`` naming the sources, the unit and every
+    pooled round.
 
     Raises:
         ResultsError: no runs, or runs that cannot be pooled (naming the difference).
         ValueError: an unknown unit.
     """
-    if unit not in POOL_UNITS:
-        raise ValueError(f"unit must be one of {POOL_UNITS}, got {unit!r}")
+    _validate.check_choice("unit", unit, POOL_UNITS)
     runs = list(runs)
     if not runs:
         raise results.ResultsError("cannot pool an empty list of runs")
-    _check_same_keys(runs)
+    results.check_same_benchmarks(runs, action="pool")
     _check_same_setup(runs)
-    sources = [run.source or run.label for run in runs]
+    sources = tuple(run.source or run.label for run in runs)
     pooled = {}
     for key, first in runs[0].results.items():
-        extra = {k: v for k, v in first.extra.items() if k not in _ROUND_SUMMARY_FIELDS}
-        for field in _PER_ROUND_FIELDS:
-            extra.pop(field, None)
-            if all(field in run.results[key].extra for run in runs):
-                extra[field] = [v for run in runs for v in run.results[key].extra[field]]
-        extra["pooled_from"] = sources
-        extra["pooled_by"] = unit
-        samples = tuple(v for run in runs for v in run.results[key].samples_per_s)
-        if unit == "session":
-            extra["round_samples_per_s"] = list(samples)
-            samples = tuple(statistics.median(run.results[key].samples_per_s) for run in runs)
-            extra["samples_per_s"] = list(samples)
-        pooled[key] = dataclasses.replace(first, samples_per_s=samples, extra=extra)
+        records = [run.results[key] for run in runs]
+        rounds = tuple(v for r in records for v in r.samples_per_s)
+        samples = rounds if unit == "round" else tuple(
+            statistics.median(r.samples_per_s) for r in records)
+        pooled[key] = first.replace(
+            samples_per_s=samples, round_s=tuple(v for r in records for v in r.round_s),
+            pooling=record.Pooling(sources=sources, unit=unit, round_samples_per_s=rounds))
     return results.Run(datetime=runs[0].datetime, fingerprint=runs[0].fingerprint,
                        results=pooled, source=source)
 
 
 # --------------------------------------------------------------------------- A/B
-
-
-def _check_positive_int(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
 def check_python(path: str | os.PathLike, side: str) -> str:
@@ -281,7 +248,7 @@ def check_python(path: str | os.PathLike, side: str) -> str:
 
 def schedule(pairs: int) -> list[tuple[str, int]]:
     """(side, pair) in the order they run: A B A B ... ``pairs`` times."""
-    _check_positive_int("pairs", pairs)
+    _validate.check_positive_int("pairs", pairs)
     return [(side, pair) for pair in range(1, pairs + 1) for side in SIDES]
 
 

@@ -18,6 +18,8 @@ import re
 import subprocess
 from collections.abc import Callable, Mapping
 
+from kbench import _validate
+
 # Schema history:
 #   1: initial fields: schema_version, software, cpu, threads, gpus, env,
 #      determinism, machine_key.
@@ -106,7 +108,7 @@ def fingerprint(
         "threads": thread_info(tf, environ, cpu["usable_cores"]),
         "gpus": gpu_info(tf, run),
         "env": {var: environ.get(var) for var in ENV_VARS},
-        "determinism": _op_determinism(tf) if determinism is None else bool(determinism),
+        "determinism": op_determinism_enabled(tf) if determinism is None else bool(determinism),
     }
     fp["machine_key"] = machine_key(fp)
     validate(fp)
@@ -268,7 +270,8 @@ def gpu_info(tf, run: Callable = subprocess.run) -> list[dict]:
     return gpus
 
 
-def _op_determinism(tf) -> bool:
+def op_determinism_enabled(tf) -> bool:
+    """Whether TF op determinism is on (``tf`` is the tensorflow module, or a fake)."""
     public = getattr(tf.config.experimental, "is_op_determinism_enabled", None)
     if public is not None:
         return bool(public())
@@ -415,11 +418,7 @@ def validate(fp) -> None:
     version = fp.get("schema_version", MISSING)
     if version is MISSING:
         raise ValueError(f"fingerprint has no schema_version; keys are {sorted(fp)}")
-    if isinstance(version, bool) or version not in SUPPORTED_SCHEMA_VERSIONS:
-        raise ValueError(
-            f"fingerprint schema_version must be one of {SUPPORTED_SCHEMA_VERSIONS}, "
-            f"got {version!r}"
-        )
+    _validate.check_version("fingerprint schema_version", version, SUPPORTED_SCHEMA_VERSIONS)
     missing = [path for path in REQUIRED_FIELDS if not _has_path(fp, path)]
     if missing:
         raise ValueError(f"fingerprint is missing required field(s) {missing}")

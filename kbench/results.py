@@ -1,11 +1,11 @@
-"""Versioned benchmark result records, read from pytest-benchmark JSON.
+"""Runs of benchmark records, read from pytest-benchmark JSON, and the store of runs.
 
 A benchmark session writes one pytest-benchmark JSON document: the machine
 fingerprint in ``machine_info["kbench"]`` (schema in kbench.fingerprint) and,
-per benchmark, kbench's fields in ``extra_info`` (written by
-``measure.Measurement.extra_info`` plus the suite's labels). This module turns
-such a document into a :class:`Run` of :class:`BenchmarkResult` records that
-comparisons and reports read; it never measures and never formats.
+per benchmark, a :class:`kbench.record.BenchmarkRecord` in ``extra_info``
+(schema in kbench.record). This module turns such a document into a
+:class:`Run` of those records that comparisons and reports read; it never
+measures and never formats.
 
 It also keeps the store of runs: one file per session at
 ``<store>/<tf-version>/<machine-key>/<timestamp>.json``, laid out by what
@@ -20,7 +20,6 @@ import dataclasses
 import datetime as dt
 import glob
 import json
-import math
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -30,18 +29,7 @@ from typing import Any
 
 from kbench import _files
 from kbench import fingerprint as kfingerprint
-
-# Version of kbench's fields in a benchmark's extra_info ("kbench_schema").
-# History:
-#   1 (kbench 0.1): workflow, spec, device, batch_size, steps_per_round,
-#     startup_s, warmup_s, round_s, samples_per_s, throughput, step_latency_s,
-#     loss_start/end, flops_per_sample, achieved/peak_flops, mfu, profile and
-#     the suite's labels (suite, comparison, variant, baseline, ...). Files
-#     written before the field existed carry no "kbench_schema" and are read
-#     as version 1.
-RESULT_SCHEMA_VERSION = 1
-SUPPORTED_RESULT_SCHEMA_VERSIONS = (1,)
-SCHEMA_FIELD = "kbench_schema"
+from kbench.record import BenchmarkRecord, RecordError
 
 # Where runs are stored unless told otherwise: an explicit path (the pytest
 # option --kbench-store, a CLI flag), then $KBENCH_STORE, then this.
@@ -51,14 +39,6 @@ STORE_ENV = "KBENCH_STORE"
 
 class ResultsError(ValueError):
     """A result document or record that cannot be read; the message says which and why."""
-
-
-def _schema_version(extra: Mapping, where: str) -> int:
-    version = extra.get(SCHEMA_FIELD, 1)
-    if isinstance(version, bool) or version not in SUPPORTED_RESULT_SCHEMA_VERSIONS:
-        raise ResultsError(f"{where}: {SCHEMA_FIELD} must be one of "
-                           f"{SUPPORTED_RESULT_SCHEMA_VERSIONS}, got {version!r}")
-    return version
 
 
 def parse_datetime(value: Any, where: str = "run") -> dt.datetime:
@@ -80,65 +60,6 @@ def parse_datetime(value: Any, where: str = "run") -> dt.datetime:
     return moment.astimezone(dt.timezone.utc)
 
 
-def _positive_samples(values: Any, where: str) -> tuple[float, ...]:
-    if isinstance(values, (str, bytes, Mapping)) or not isinstance(values, Iterable):
-        raise ResultsError(f"{where}: samples_per_s must be a non-empty list, got {values!r:.80}")
-    values = list(values)
-    if not values:
-        raise ResultsError(f"{where}: samples_per_s must be a non-empty list, got []")
-    for value in values:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) \
-                or not 0 < value < math.inf:
-            raise ResultsError(f"{where}: samples_per_s holds {value!r}, not a positive number")
-    return tuple(float(v) for v in values)
-
-
-@dataclasses.dataclass(frozen=True)
-class BenchmarkResult:
-    """One benchmark of one run. Validated on construction.
-
-    Attributes:
-        key: what identifies the benchmark across runs: pytest's test name with
-            its parameters, e.g. ``test_loop_throughput[cpu-b64-mlp-fit]``.
-        group: pytest-benchmark's group (kbench's comparison label), if any.
-        samples_per_s: per-round throughput (higher is better).
-        extra: the whole extra_info record, read-only.
-        schema_version: version of kbench's fields in ``extra``.
-    """
-
-    key: str
-    group: str | None
-    samples_per_s: tuple[float, ...]
-    extra: Mapping[str, Any] = dataclasses.field(repr=False)
-    schema_version: int = RESULT_SCHEMA_VERSION
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.key, str) or not self.key:
-            raise ResultsError(f"a benchmark key must be a non-empty str, got {self.key!r}")
-        object.__setattr__(self, "samples_per_s", _positive_samples(self.samples_per_s, self.key))
-        object.__setattr__(self, "extra", MappingProxyType(dict(self.extra)))
-
-    @property
-    def workflow(self) -> str | None:
-        return self.extra.get("workflow")
-
-    @property
-    def batch_size(self) -> int | None:
-        return self.extra.get("batch_size")
-
-    @property
-    def device(self) -> str | None:
-        return self.extra.get("device")
-
-    @property
-    def variant(self) -> str | None:
-        return self.extra.get("variant")
-
-    @property
-    def baseline(self) -> str | None:
-        return self.extra.get("baseline")
-
-
 @dataclasses.dataclass(frozen=True)
 class Run:
     """One benchmark session: when, on what, and its results by key.
@@ -146,13 +67,13 @@ class Run:
     Attributes:
         datetime: pytest-benchmark's ISO timestamp of the session.
         fingerprint: kbench's machine/software fingerprint (validated).
-        results: BenchmarkResult by key, read-only.
+        results: BenchmarkRecord by key (each record's ``key``), read-only.
         source: where the run was read from (a path), or "" if built in memory.
     """
 
     datetime: str
     fingerprint: Mapping[str, Any] = dataclasses.field(repr=False)
-    results: Mapping[str, BenchmarkResult] = dataclasses.field(repr=False)
+    results: Mapping[str, BenchmarkRecord] = dataclasses.field(repr=False)
     source: str = ""
 
     def __post_init__(self) -> None:
@@ -183,8 +104,47 @@ class Run:
         return f"tf{self.tf_version} {self.machine_key} {self.datetime[:19]}"
 
 
-def result_from_json(benchmark: Mapping, where: str = "benchmark") -> BenchmarkResult | None:
-    """The BenchmarkResult of one pytest-benchmark entry; None if it holds no kbench samples
+# How many keys an error message lists before "... and N more".
+LISTED_KEYS = 5
+
+
+def listing(keys: Sequence[str]) -> str:
+    """``['a', 'b', ... and 3 more']``: keys for an error message."""
+    shown = ", ".join(repr(k) for k in keys[:LISTED_KEYS])
+    more = len(keys) - LISTED_KEYS
+    return f"[{shown}{f', ... and {more} more' if more > 0 else ''}]"
+
+
+def run_name(index: int, run: Run) -> str:
+    """``run 1 (reports/runs/...json)``: a run in an error message."""
+    return f"run {index} ({run.source or run.label})"
+
+
+def check_same_benchmarks(runs: Sequence[Run], reference: int = 0, *, action: str = "compare",
+                          error: type[Exception] = ResultsError) -> tuple[str, ...]:
+    """The reference run's benchmark keys, if every run has exactly those.
+
+    Raises:
+        ``error``: "cannot <action> runs with different benchmark sets", naming
+        what each other run lacks or has in addition.
+    """
+    keys = tuple(runs[reference].results)
+    problems = []
+    for i, run in enumerate(runs):
+        missing = [k for k in keys if k not in run.results]
+        extra = [k for k in run.results if k not in runs[reference].results]
+        if missing or extra:
+            parts = ([f"lacks {listing(missing)}"] if missing else []) \
+                + ([f"has extra {listing(extra)}"] if extra else [])
+            problems.append(f"{run_name(i, run)} {' and '.join(parts)}")
+    if problems:
+        raise error(f"cannot {action} runs with different benchmark sets; against "
+                    f"{run_name(reference, runs[reference])}: {'; '.join(problems)}")
+    return keys
+
+
+def record_from_json(benchmark: Mapping, where: str = "benchmark") -> BenchmarkRecord | None:
+    """The BenchmarkRecord of one pytest-benchmark entry; None if it holds no kbench samples
     (e.g. a non-kbench benchmark in the same session)."""
     if not isinstance(benchmark, Mapping):
         raise ResultsError(f"{where}: a benchmark entry must be an object, got {benchmark!r:.80}")
@@ -195,10 +155,12 @@ def result_from_json(benchmark: Mapping, where: str = "benchmark") -> BenchmarkR
     if "samples_per_s" not in extra:
         return None
     key = benchmark.get("name")
-    where = f"{where} {key!r}"
-    return BenchmarkResult(key=key, group=benchmark.get("group"),
-                           samples_per_s=extra["samples_per_s"], extra=extra,
-                           schema_version=_schema_version(extra, where))
+    if not isinstance(key, str) or not key:
+        raise ResultsError(f"{where}: a benchmark name must be a non-empty str, got {key!r}")
+    try:
+        return BenchmarkRecord.from_extra_info(extra, key=key, group=benchmark.get("group"))
+    except RecordError as err:
+        raise ResultsError(f"{where} {err}") from None
 
 
 def run_from_json(document: Mapping, source: str = "") -> Run:
@@ -218,9 +180,9 @@ def run_from_json(document: Mapping, source: str = "") -> Run:
     if not isinstance(document["benchmarks"], list):
         raise ResultsError(f"{where}: benchmarks must be a list, "
                            f"got {document['benchmarks']!r:.80}")
-    results: dict[str, BenchmarkResult] = {}
+    results: dict[str, BenchmarkRecord] = {}
     for entry in document["benchmarks"]:
-        result = result_from_json(entry, where)
+        result = record_from_json(entry, where)
         if result is None:
             continue
         if result.key in results:

@@ -62,8 +62,167 @@ def fake_fingerprint(tf_version: str = "2.21.0", *, cpuinfo_path=os.devnull, env
                                    determinism=False)
 
 
+def counting_timer(step: float = 1.0):
+    """A fake clock that advances by ``step`` at every read."""
+    import itertools
+
+    ticks = itertools.count()
+    return lambda: next(ticks) * step
+
+
 def tiny_dataset(seed: int = 0, *, n_train: int = TINY_TRAIN, n_test: int = TINY_TEST):
     """Learnable synthetic MNIST-shaped data, small enough to train in a second."""
     from kbench import data
 
     return data.load_dataset("synthetic", n_train=n_train, n_test=n_test, seed=seed)
+
+
+def assert_weights_equal(actual, expected, atol: float = 0.0) -> None:
+    """Two sequences of weights (arrays or variables) agree within ``atol``; default bitwise."""
+    import numpy as np
+
+    assert len(actual) == len(expected), f"{len(actual)} arrays vs {len(expected)}"
+    for a, e in zip(actual, expected):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(e), rtol=0, atol=atol)
+
+
+# --------------------------------------------------------------------------- fake results
+
+# When fake runs happened unless told otherwise (pytest-benchmark's ISO format).
+FAKE_DATETIME = "2026-11-23T10:00:00+00:00"
+# Per-round spread of fake samples: 2%, about what smoke rounds of the MLP show here.
+FAKE_NOISE = 0.02
+# Steps per round of fake records (the smoke profile's minimum).
+FAKE_STEPS_PER_ROUND = 10
+
+
+def draw_samples(median: float, n: int, seed: int, noise: float = FAKE_NOISE) -> list[float]:
+    """``n`` per-round samples/s around ``median`` with relative spread ``noise``, reproducibly."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    return [float(v) for v in median * (1 + noise * rng.standard_normal(n))]
+
+
+def fake_record(key: str, samples_per_s, **fields):
+    """A valid BenchmarkRecord of the default MLP workflow on the CPU; ``fields`` override.
+
+    ``spec`` may be a WorkflowSpec or a dict of WorkflowSpec fields to change.
+    ``round_s`` follows from the samples unless given.
+    """
+    from kbench.record import BenchmarkRecord
+    from kbench.workflows import WorkflowSpec
+
+    spec = fields.pop("spec", {})
+    if isinstance(spec, dict):
+        spec = WorkflowSpec(**spec)
+    values = {"batch_size": spec.batch_size if spec is not None else 64, "device": "/CPU:0",
+              "profile": "default", "steps_per_round": FAKE_STEPS_PER_ROUND, **fields}
+    samples = [float(v) for v in samples_per_s]
+    values.setdefault("round_s", [values["steps_per_round"] * values["batch_size"] / v
+                                  for v in samples if v > 0])
+    return BenchmarkRecord(samples_per_s=samples, spec=spec, key=key, **values)
+
+
+def fake_run(samples, *, fingerprint=None, tf_version: str = "2.21.0",
+             datetime: str = FAKE_DATETIME, source: str = "", per_key=None, **fields):
+    """A Run of ``{key: per-round samples/s}`` (or ``{key: BenchmarkRecord}``).
+
+    Args:
+        fingerprint: the run's fingerprint; default :func:`fake_fingerprint` of
+            ``tf_version``.
+        per_key: ``{key: {field: value}}`` for single records.
+        fields: BenchmarkRecord fields for every record built here.
+    """
+    from kbench.record import BenchmarkRecord
+    from kbench.results import Run
+
+    per_key = per_key or {}
+    records = {}
+    for key, value in samples.items():
+        if isinstance(value, BenchmarkRecord):
+            records[key] = value.replace(key=key)
+        else:
+            records[key] = fake_record(key, value, **{**fields, **per_key.get(key, {})})
+    fp = fake_fingerprint(tf_version) if fingerprint is None else fingerprint
+    return Run(datetime=datetime, fingerprint=fp, results=records, source=source)
+
+
+def _pytest_benchmark_stats(round_s) -> dict:
+    """pytest-benchmark's per-benchmark "stats" object for these round times."""
+    import numpy as np
+
+    data = np.asarray(round_s, dtype=float)
+    q1, median, q3 = (float(v) for v in np.percentile(data, [25, 50, 75]))
+    iqr = q3 - q1
+    stddev = float(data.std(ddof=1)) if data.size > 1 else 0.0
+    return {"min": float(data.min()), "max": float(data.max()), "mean": float(data.mean()),
+            "stddev": stddev, "rounds": int(data.size), "median": median, "iqr": iqr,
+            "q1": q1, "q3": q3, "iqr_outliers": 0, "stddev_outliers": 0, "outliers": "0;0",
+            "ld15iqr": float(data.min()), "hd15iqr": float(data.max()),
+            "ops": 1 / float(data.mean()), "total": float(data.sum()), "iterations": 1,
+            "data": [float(v) for v in data]}
+
+
+def run_document(run) -> dict:
+    """The pytest-benchmark JSON document a session storing ``run`` would write."""
+    benchmarks = []
+    for key, record in run.results.items():
+        benchmarks.append({
+            "group": record.group, "name": key, "fullname": f"benchmarks/test_fake.py::{key}",
+            "params": None, "param": None, "extra_info": record.to_extra_info(),
+            "options": {"disable_gc": False, "timer": "perf_counter", "min_rounds": 1,
+                        "max_time": 1.0, "min_time": 5e-06, "warmup": False},
+            "stats": _pytest_benchmark_stats(record.round_s or [1.0]),
+        })
+    return {"machine_info": {"kbench": dict(run.fingerprint), "python_implementation": "CPython"},
+            "commit_info": {}, "benchmarks": benchmarks, "datetime": run.datetime,
+            "version": "5.2.3"}
+
+
+class FakeSuite:
+    """Stands in for ``subprocess.run`` of the benchmark suite (kbench.ab, ``kbench bench``):
+    each call stores a run of ``keys`` in the ``--kbench-store`` its command names.
+
+    Args:
+        speed: throughput factor by interpreter path (1.0 = ``base_median``).
+        keys: the benchmarks each stored run holds.
+        n_rounds: rounds per benchmark per invocation (the smoke profile has 3).
+        exit_codes: a non-zero exit code by call number (1-based): store nothing.
+        timeout_at: call number that raises subprocess.TimeoutExpired.
+        stores: False to exit 0 without storing anything.
+    """
+
+    BASE_MEDIAN = 30000.0
+
+    def __init__(self, speed, *, keys, n_rounds: int = 3, exit_codes=None,
+                 timeout_at: int | None = None, stores: bool = True, tf_version="2.21.0"):
+        self.speed, self.keys, self.n_rounds = dict(speed), tuple(keys), n_rounds
+        self.exit_codes = dict(exit_codes or {})
+        self.timeout_at, self.stores, self.tf_version = timeout_at, stores, tf_version
+        self.calls: list[dict] = []
+
+    def pythons(self) -> list[str]:
+        return [call["command"][0] for call in self.calls]
+
+    def __call__(self, command, *, cwd=None, timeout=None, check=False, **kwargs):
+        import subprocess
+
+        from kbench import results
+
+        self.calls.append({"command": list(command), "cwd": cwd, "timeout": timeout, **kwargs})
+        n = len(self.calls)
+        if n == self.timeout_at:
+            raise subprocess.TimeoutExpired(command, timeout, output="collected 2 items\n")
+        if n in self.exit_codes:
+            return subprocess.CompletedProcess(command, self.exit_codes[n], stdout="1 failed\n",
+                                               stderr="E   AssertionError: loss rose\n")
+        if self.stores:
+            store = command[command.index("--kbench-store") + 1]
+            factor = self.speed[command[0]]
+            samples = {key: draw_samples(self.BASE_MEDIAN * factor, self.n_rounds,
+                                         seed=100 * n + i) for i, key in enumerate(self.keys)}
+            run = fake_run(samples, tf_version=self.tf_version,
+                           datetime=f"2026-11-23T12:00:{n:02d}+00:00")
+            results.write_run(run_document(run), store)
+        return subprocess.CompletedProcess(command, 0, stdout="2 passed\n", stderr="")

@@ -165,6 +165,28 @@ class WorkflowSpec:
         """Plain fields plus the name, for result records and JSON."""
         return {"name": self.name, **dataclasses.asdict(self)}
 
+    @classmethod
+    def from_dict(cls, fields: Mapping) -> "WorkflowSpec":
+        """The spec :meth:`to_dict` wrote; fields it lacks take their defaults.
+
+        Older records lack fields added since (``strategy``, ``replicas``); a
+        ``name`` that disagrees with the fields, or an unknown field, is refused.
+
+        Raises:
+            WorkflowError: naming the bad field or value.
+        """
+        if not isinstance(fields, Mapping):
+            raise WorkflowError(f"a spec must be a mapping of fields, got {fields!r:.80}")
+        values = {k: v for k, v in fields.items() if k != "name"}
+        unknown = sorted(set(values) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise WorkflowError(f"unknown WorkflowSpec field(s) {unknown} in {dict(fields)!r:.200}")
+        spec = cls(**values)
+        if "name" in fields and fields["name"] != spec.name:
+            raise WorkflowError(f"spec name {fields['name']!r} does not match its fields, "
+                                f"which name {spec.name!r}")
+        return spec
+
 
 @dataclasses.dataclass(frozen=True)
 class KnownIssue:

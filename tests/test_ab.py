@@ -1,64 +1,23 @@
 """Same-job A/B mode (kbench.ab): interleaving, bounded invocations, pooling.
 
-The suite is never really run: a FakeSuite stands in for subprocess.run and
-stores small runs shaped like a real one (tests/data/results/v1-smoke-run.json)
-in the store it is given, as the benchmark session would. test_cli.py reuses
-these helpers for the commands that run the suite.
+The suite is never really run: kbench.testing.FakeSuite stands in for
+subprocess.run and stores small fake runs in the store it is given, as the
+benchmark session would.
 """
 
 from __future__ import annotations
 
-import copy
-import json
+import functools
 import statistics
-import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from kbench import ab, compare, results, stats
+from kbench import ab, compare, results, stats, testing
 
-# A real smoke-profile run kept as a test input by tests/test_results.py.
-STORED_RUN = Path(__file__).parent / "data" / "results" / "v1-smoke-run.json"
-TEMPLATE_KEY = "test_loop_throughput[cpu-b64-mlp-fit]"
 KEYS = ("test_loop_throughput[cpu-b64-mlp-fit]", "test_loop_throughput[cpu-b64-mlp-custom]")
-# Per-round spread of the fake samples: 2%, about what smoke rounds of the MLP show here.
-NOISE = 0.02
-
-
-def rounds(median: float, n: int, seed: int, noise: float = NOISE) -> list[float]:
-    """``n`` per-round samples/s around ``median``, reproducibly."""
-    rng = np.random.default_rng(seed)
-    return [float(v) for v in median * (1 + noise * rng.standard_normal(n))]
-
-
-def run_document(samples: Mapping[str, Sequence[float]], *, when: str,
-                 tensorflow: str | None = None) -> dict:
-    """A pytest-benchmark JSON document shaped like the stored real run, with these samples.
-
-    Args:
-        samples: per-round samples/s by benchmark key.
-        when: the session's ISO datetime.
-        tensorflow: another TF version for the fingerprint (default: the real run's).
-    """
-    real = json.loads(STORED_RUN.read_text(encoding="utf-8"))
-    template = next(b for b in real["benchmarks"] if b["name"] == TEMPLATE_KEY)
-    benchmarks = []
-    for key, values in samples.items():
-        entry = copy.deepcopy(template)
-        entry["name"], entry["fullname"] = key, f"benchmarks/test_loops.py::{key}"
-        extra = entry["extra_info"]
-        extra["samples_per_s"] = list(values)
-        extra["round_s"] = [extra["steps_per_round"] * extra["batch_size"] / v for v in values]
-        entry["stats"]["data"], entry["stats"]["rounds"] = extra["round_s"], len(values)
-        benchmarks.append(entry)
-    fp = copy.deepcopy(real["machine_info"]["kbench"])
-    if tensorflow is not None:
-        fp["software"]["tensorflow"] = tensorflow
-    return {**real, "machine_info": {**real["machine_info"], "kbench": fp},
-            "benchmarks": benchmarks, "datetime": when}
+FakeSuite = functools.partial(testing.FakeSuite, keys=KEYS)
 
 
 def make_pythons(folder: Path) -> tuple[str, str]:
@@ -73,49 +32,6 @@ def make_pythons(folder: Path) -> tuple[str, str]:
     return paths[0], paths[1]
 
 
-class FakeSuite:
-    """Stands in for subprocess.run: each call stores a run in the --kbench-store it is given.
-
-    Args:
-        speed: throughput factor by interpreter path (1.0 = the base median).
-        n_rounds: rounds per benchmark per invocation (the smoke profile has 3).
-        exit_codes: a non-zero exit code by call number (1-based): store nothing.
-        timeout_at: call number that raises subprocess.TimeoutExpired.
-        stores: False to exit 0 without storing anything.
-    """
-
-    BASE_MEDIAN = 30000.0
-
-    def __init__(self, speed: Mapping[str, float], *, n_rounds: int = 3,
-                 exit_codes: Mapping[int, int] | None = None, timeout_at: int | None = None,
-                 stores: bool = True):
-        self.speed = dict(speed)
-        self.n_rounds = n_rounds
-        self.exit_codes = dict(exit_codes or {})
-        self.timeout_at = timeout_at
-        self.stores = stores
-        self.calls: list[dict] = []
-
-    def pythons(self) -> list[str]:
-        return [call["command"][0] for call in self.calls]
-
-    def __call__(self, command, *, cwd=None, timeout=None, check=False, **kwargs):
-        self.calls.append({"command": list(command), "cwd": cwd, "timeout": timeout, **kwargs})
-        n = len(self.calls)
-        if n == self.timeout_at:
-            raise subprocess.TimeoutExpired(command, timeout, output="collected 2 items\n")
-        if n in self.exit_codes:
-            return subprocess.CompletedProcess(command, self.exit_codes[n], stdout="1 failed\n",
-                                               stderr="E   AssertionError: loss rose\n")
-        if self.stores:
-            store = command[command.index("--kbench-store") + 1]
-            factor = self.speed[command[0]]
-            samples = {key: rounds(self.BASE_MEDIAN * factor, self.n_rounds, seed=100 * n + i)
-                       for i, key in enumerate(KEYS)}
-            results.write_run(run_document(samples, when=f"2026-11-23T12:00:{n:02d}+00:00"), store)
-        return subprocess.CompletedProcess(command, 0, stdout="2 passed\n", stderr="")
-
-
 @pytest.fixture
 def project(tmp_path) -> Path:
     """A project folder with benchmarks/ (the suite itself is faked)."""
@@ -124,7 +40,9 @@ def project(tmp_path) -> Path:
 
 
 def stored_run(key_samples: Mapping[str, Sequence[float]], when: str, **kw) -> results.Run:
-    return results.run_from_json(run_document(key_samples, when=when, **kw), source=when)
+    """A run as the store reads it back (through its JSON document)."""
+    run = testing.fake_run(key_samples, datetime=when, **kw)
+    return results.run_from_json(testing.run_document(run), source=when)
 
 
 # --------------------------------------------------------------------------- interleaving
@@ -182,7 +100,7 @@ def test_run_ab_pools_one_median_per_invocation_of_each_side(project):
             medians = [statistics.median(run.results[key].samples_per_s) for run in stored]
             assert list(pooled.results[key].samples_per_s) == medians
             rounds_ = [v for run in stored for v in run.results[key].samples_per_s]
-            assert pooled.results[key].extra["round_samples_per_s"] == rounds_
+            assert pooled.results[key].pooling.round_samples_per_s == tuple(rounds_)
             assert len(rounds_) == 2 * 3
 
 
@@ -250,10 +168,12 @@ def test_pool_runs_by_session_keeps_one_median_per_run_and_every_round_aside():
     pooled = ab.pool_runs([first, second], source="A")
     assert pooled.results[KEYS[0]].samples_per_s == (2.0, 3.0)
     assert pooled.results[KEYS[1]].samples_per_s == (5.0, 6.5)
-    extra = pooled.results[KEYS[0]].extra
-    assert extra["samples_per_s"] == [2.0, 3.0] and extra["pooled_by"] == "session"
-    assert extra["round_samples_per_s"] == [1.0, 2.0, 9.0, 3.0]
-    assert len(extra["round_s"]) == 4
+    record = pooled.results[KEYS[0]]
+    assert record.pooling.unit == "session"
+    assert record.pooling.round_samples_per_s == (1.0, 2.0, 9.0, 3.0)
+    assert len(record.round_s) == 4
+    stored = results.run_from_json(testing.run_document(pooled))  # and it stores as it reads
+    assert stored.results[KEYS[0]].pooling == record.pooling
 
 
 def test_pool_runs_refuses_an_unknown_unit():
@@ -268,10 +188,9 @@ def test_pool_runs_by_round_concatenates_samples_in_run_order():
     pooled = ab.pool_runs([first, second], source="A", unit="round")
     assert pooled.results[KEYS[0]].samples_per_s == (1.0, 2.0, 3.0)
     assert pooled.results[KEYS[1]].samples_per_s == (5.0, 6.0, 7.0)
-    assert len(pooled.results[KEYS[0]].extra["round_s"]) == 3
-    assert "throughput" in first.results[KEYS[0]].extra  # one run's summary of its rounds...
-    assert "throughput" not in pooled.results[KEYS[0]].extra  # ...would contradict the pool
-    assert pooled.results[KEYS[0]].extra["pooled_from"] == [first.source, second.source]
+    assert len(pooled.results[KEYS[0]].round_s) == 3
+    assert pooled.results[KEYS[0]].throughput.n == 3  # summarises the pool, not one run
+    assert pooled.results[KEYS[0]].pooling.sources == (first.source, second.source)
     assert pooled.datetime == first.datetime and pooled.source == "A"
     assert first.results[KEYS[0]].samples_per_s == (1.0, 2.0)  # inputs untouched
 
@@ -279,14 +198,14 @@ def test_pool_runs_by_round_concatenates_samples_in_run_order():
 def test_pool_runs_refuses_runs_with_different_benchmarks_naming_them():
     first = stored_run({KEYS[0]: [1.0], KEYS[1]: [1.0]}, "2026-11-23T12:00:01+00:00")
     second = stored_run({KEYS[0]: [1.0]}, "2026-11-23T12:00:02+00:00")
-    with pytest.raises(results.ResultsError, match=r"only in the first \['test_loop_throughput"
+    with pytest.raises(results.ResultsError, match=r"cannot pool .* lacks \['test_loop_throughput"
                                                    r"\[cpu-b64-mlp-custom\]'\]"):
         ab.pool_runs([first, second])
 
 
 def test_pool_runs_refuses_runs_of_different_tensorflow_versions():
     first = stored_run({KEYS[0]: [1.0]}, "2026-11-23T12:00:01+00:00")
-    second = stored_run({KEYS[0]: [1.0]}, "2026-11-23T12:00:02+00:00", tensorflow="2.20.0")
+    second = stored_run({KEYS[0]: [1.0]}, "2026-11-23T12:00:02+00:00", tf_version="2.20.0")
     with pytest.raises(results.ResultsError, match=r"different tf_version: \['2.20.0', '2.21.0'\]"):
         ab.pool_runs([first, second])
 

@@ -7,18 +7,15 @@ Runs are built in memory from seeded numpy draws; no TensorFlow is imported
 import copy
 import dataclasses
 import json
-import os
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from kbench import compare, stats
-from kbench import fingerprint as kfingerprint
+from kbench import compare, stats, testing
 from kbench.compare import ComparisonError, Policy, PolicyError, PolicyRule, RatioCheck
-from kbench.results import BenchmarkResult, Run
+from kbench.results import Run
 
 BASE_THROUGHPUT = 10_000.0  # samples/s, about the MLP's at batch 64 on this machine
 ROUNDS = 7  # the default profile's
@@ -29,21 +26,8 @@ KEYS = ("test_a[cpu-b64]", "test_b[cpu-b64]", "test_b[gpu-b64]")
 # --------------------------------------------------------------------------- builders
 
 
-def fake_tf(version: str):
-    """What kbench.fingerprint.fingerprint reads from TensorFlow, for a CPU-only machine."""
-    return SimpleNamespace(
-        __version__=version, __git_version__=f"v{version}-fake",
-        sysconfig=SimpleNamespace(get_build_info=lambda: {"is_cuda_build": False}),
-        config=SimpleNamespace(
-            threading=SimpleNamespace(get_intra_op_parallelism_threads=lambda: 0,
-                                      get_inter_op_parallelism_threads=lambda: 0),
-            list_physical_devices=lambda kind: []),
-    )
-
-
 def make_fingerprint(tf_version: str = "2.21.0") -> dict:
-    return kfingerprint.fingerprint(cpuinfo_path=os.devnull, environ={},
-                                    tf_module=fake_tf(tf_version), determinism=False)
+    return testing.fake_fingerprint(tf_version)
 
 
 FINGERPRINT = make_fingerprint()
@@ -56,15 +40,9 @@ def draw(seed: int, scale: float = 1.0, n: int = ROUNDS, noise: float = NOISE) -
 
 
 def make_run(samples: dict, *, fp=FINGERPRINT, batch_size=64, extra=None, source="") -> Run:
-    """A Run of ``{key: per-round samples/s}``; ``extra`` maps key -> extra_info fields."""
-    extra = extra or {}
-    results = {
-        key: BenchmarkResult(key=key, group=None, samples_per_s=list(values),
-                             extra={"batch_size": batch_size, "profile": "default",
-                                    **extra.get(key, {})})
-        for key, values in samples.items()}
-    return Run(datetime="2026-11-23T10:00:00+00:00", fingerprint=fp, results=results,
-               source=source)
+    """A Run of ``{key: per-round samples/s}``; ``extra`` maps key -> record fields."""
+    return testing.fake_run(samples, fingerprint=fp, source=source, per_key=extra,
+                            spec={"batch_size": batch_size})
 
 
 def scaled_runs(scales: dict, *, n=ROUNDS, noise=NOISE, seed=0) -> tuple[Run, Run]:
@@ -459,12 +437,11 @@ def test_policy_records_validate_on_construction():
 
 def execution_extra(family: str, loop: str, execution: str, device: str = "/CPU:0",
                     batch_size: int = 64) -> dict:
-    """extra_info labels as benchmarks/test_execution.py writes them."""
+    """Record labels as benchmarks/test_execution.py writes them."""
     return {
         "comparison": f"execution {family} {loop} b{batch_size} {device}",
         "variant": execution, "baseline": "function", "device": device,
         "batch_size": batch_size,
-        "workflow": f"{family}-functional-{loop}-{execution}-fp32",
         "spec": {"family": family, "style": "functional", "loop": loop,
                  "execution": execution, "precision": "float32", "batch_size": batch_size},
     }
@@ -594,7 +571,9 @@ def test_selector_values_that_are_not_strings_must_be_equal():
 
 
 @pytest.mark.parametrize("change, quoted", [
-    ({"name": ""}, "non-empty name"),
+    ({"name": ""}, "name must be a non-empty str"),
+    ({"where": (("spec.famly", "mlp"),)}, "'spec.famly' is not a BenchmarkRecord field"),
+    ({"pair_by": ("devcie",)}, "'devcie'"),
     ({"min_ratio": None}, "needs min_ratio or max_ratio"),
     ({"min_ratio": -1.0}, "-1.0"),
     ({"min_ratio": 3.0, "max_ratio": 2.0}, "min_ratio 3.0 > max_ratio 2.0"),

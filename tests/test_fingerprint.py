@@ -11,6 +11,7 @@ from types import SimpleNamespace
 import pytest
 
 from kbench import fingerprint as fpm
+from kbench import testing
 
 # A trimmed /proc/cpuinfo of a Sapphire Rapids part: two processors, so the
 # parser must take the first block only (the second has a different model).
@@ -36,24 +37,9 @@ FAKE_ENVIRON = {"KERAS_BACKEND": "tensorflow", "TF_XLA_FLAGS": "--tf_xla_auto_ji
 
 
 def fake_tf(gpu_names=(), intra=0, inter=0, version="9.9.9"):
-    """The part of the tensorflow module that fingerprint() reads, with fake GPUs."""
-    devices = [SimpleNamespace(name=f"/physical_device:GPU:{i}", device_type="GPU")
-               for i in range(len(gpu_names))]
-    details = {d.name: {"device_name": n, "compute_capability": (8, 0)}
-               for d, n in zip(devices, gpu_names)}
-    return SimpleNamespace(
-        __version__=version,
-        __git_version__="v9.9.9-fake",
-        sysconfig=SimpleNamespace(get_build_info=lambda: {"is_cuda_build": True,
-                                                          "cuda_version": "12.5",
-                                                          "cudnn_version": "9"}),
-        config=SimpleNamespace(
-            threading=SimpleNamespace(get_intra_op_parallelism_threads=lambda: intra,
-                                      get_inter_op_parallelism_threads=lambda: inter),
-            list_physical_devices=lambda kind: list(devices) if kind == "GPU" else [],
-            experimental=SimpleNamespace(get_device_details=lambda d: details[d.name]),
-        ),
-    )
+    """The part of the tensorflow module that fingerprint() reads: a CUDA build with fake GPUs."""
+    return testing.fake_tf(version, gpu_names=gpu_names, intra=intra, inter=inter,
+                           cuda_build=True)
 
 
 def fake_run(stdout="", returncode=0, error=None):

@@ -12,7 +12,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kbench import _files, results
+from kbench import _files, record, results
+from kbench.workflows import WorkflowSpec
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).parent / "data" / "results"
@@ -59,7 +60,7 @@ def assert_unreadable(path: Path, *words: str) -> None:
 
 def test_stored_version_1_file_reads():
     raw = v1_document()
-    assert not any(results.SCHEMA_FIELD in b["extra_info"] for b in raw["benchmarks"])
+    assert not any(record.SCHEMA_FIELD in b["extra_info"] for b in raw["benchmarks"])
     run = results.read_run(V1_RUN)
     assert (run.tf_version, run.machine_key, run.source) == (V1_TF, V1_MACHINE, str(V1_RUN))
     assert run.datetime == raw["datetime"]
@@ -70,21 +71,26 @@ def test_stored_version_1_file_reads():
         assert result.samples_per_s == tuple(bench["extra_info"]["samples_per_s"])
         assert result.group == bench["group"]
         assert result.batch_size == 64
+        spec = bench["extra_info"].get("spec")
+        if spec is not None:  # typed, with the fields v1 lacked at their defaults
+            assert result.spec == WorkflowSpec.from_dict(spec)
+            assert result.spec.name == bench["extra_info"]["workflow"]
+            assert (result.spec.strategy, result.spec.replicas) == ("default", None)
 
 
 def test_current_schema_field_reads_and_unknown_versions_are_refused(tmp_path):
     doc = document()
     for bench in doc["benchmarks"]:
-        bench["extra_info"][results.SCHEMA_FIELD] = results.RESULT_SCHEMA_VERSION
+        bench["extra_info"][record.SCHEMA_FIELD] = record.RECORD_SCHEMA_VERSION
     good = tmp_path / "good.json"
     good.write_text(json.dumps(doc))
     assert {r.schema_version for r in results.read_run(good).results.values()} \
-        == {results.RESULT_SCHEMA_VERSION}
+        == {record.RECORD_SCHEMA_VERSION}
 
-    doc["benchmarks"][1]["extra_info"][results.SCHEMA_FIELD] = 99
+    doc["benchmarks"][1]["extra_info"][record.SCHEMA_FIELD] = 99
     future = tmp_path / "future.json"
     future.write_text(json.dumps(doc))
-    assert_unreadable(future, results.SCHEMA_FIELD, "99", doc["benchmarks"][1]["name"])
+    assert_unreadable(future, record.SCHEMA_FIELD, "99", doc["benchmarks"][1]["name"])
 
 
 @pytest.mark.parametrize("text, words", [
@@ -309,7 +315,7 @@ def store(tmp_path):
     (bad / "other-tool.json").write_text(json.dumps({"machine_info": {}, "benchmarks": [],
                                                      "datetime": "2026-11-23T10:00:00"}))
     future = document("2026-11-23T14:00:00+00:00")
-    future["benchmarks"][0]["extra_info"][results.SCHEMA_FIELD] = 2
+    future["benchmarks"][0]["extra_info"][record.SCHEMA_FIELD] = 99
     (bad / "future.json").write_text(json.dumps(future))
     (root / "notes.json").write_text("not json at all")
     (root / "README.md").write_text("not a run, not *.json: never read")
@@ -323,7 +329,7 @@ def test_scan_reads_good_runs_oldest_first_and_reports_every_bad_file(store):
     assert set(reasons) == {"truncated.json", "other-tool.json", "future.json", "notes.json"}
     assert "truncated" in reasons["truncated.json"]
     assert "not a kbench run" in reasons["other-tool.json"]
-    assert results.SCHEMA_FIELD in reasons["future.json"] and "2" in reasons["future.json"]
+    assert record.SCHEMA_FIELD in reasons["future.json"] and "99" in reasons["future.json"]
     assert "not valid JSON" in reasons["notes.json"]
     for problem in problems:
         assert Path(problem.path).is_file()

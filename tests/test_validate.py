@@ -82,3 +82,10 @@ def test_is_int_and_is_number_exclude_bools():
         and not _validate.is_int(1.0)
     assert _validate.is_number(1.5) and _validate.is_number(np.float32(1)) \
         and not _validate.is_number(False)
+
+
+def test_a_schema_version_is_an_int_this_kbench_reads():
+    assert _validate.check_version("schema", 2, (1, 2)) == 2
+    for bad in (True, 3, "1", 1.0):
+        with pytest.raises(ValueError, match=r"schema must be one of \(1, 2\), got "):
+            _validate.check_version("schema", bad, (1, 2))

@@ -1,0 +1,62 @@
+"""Comparison groups within ONE run: each variant's throughput over its group's baseline.
+
+A suite labels its benchmarks ``comparison`` (the group), ``variant`` and
+``baseline`` (the variant the others are divided by). The end-of-session
+summary and the in-run checks read the same ratios from here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from kbench import stats
+from kbench.record import BenchmarkRecord
+from kbench.results import Run
+
+
+def in_run_ratio(numerator: BenchmarkRecord, denominator: BenchmarkRecord
+                 ) -> tuple[float, float, float]:
+    """(ratio of medians, CI low, CI high) of two benchmarks of one run."""
+    return stats.ratio_ci(numerator.samples_per_s, denominator.samples_per_s)
+
+
+@dataclasses.dataclass(frozen=True)
+class Member:
+    """One benchmark of a group; ``ratio`` is (point, low, high) over the group's
+    baseline, None for the baseline itself or when the group has none."""
+
+    record: BenchmarkRecord
+    ratio: tuple[float, float, float] | None
+
+    @property
+    def variant(self) -> str:
+        return self.record.variant or self.record.workflow or self.record.key or "?"
+
+
+@dataclasses.dataclass(frozen=True)
+class Group:
+    """A comparison group of one run, members in the run's order."""
+
+    name: str
+    members: tuple[Member, ...]
+
+    @property
+    def baseline(self) -> BenchmarkRecord | None:
+        return next((m.record for m in self.members if m.ratio is None
+                     and m.record.variant == m.record.baseline), None)
+
+
+def _group(name: str, records: list[BenchmarkRecord]) -> Group:
+    base = next((r for r in records if r.variant is not None and r.variant == r.baseline), None)
+    members = tuple(Member(r, None if base is None or r is base else in_run_ratio(r, base))
+                    for r in records)
+    return Group(name, members)
+
+
+def run_groups(run: Run) -> list[Group]:
+    """The run's comparison groups, in the order their first benchmark ran."""
+    by_name: dict[str, list[BenchmarkRecord]] = {}
+    for record in run.results.values():
+        if record.comparison is not None:
+            by_name.setdefault(record.comparison, []).append(record)
+    return [_group(name, records) for name, records in by_name.items()]

@@ -1,0 +1,26 @@
+"""Plain-words summaries and reports of benchmark results. Reports never measure.
+
+- :mod:`~kbench.report.summary`: the end of a benchmark session, fed the run it
+  is about to store (:func:`summary_lines`).
+- :mod:`~kbench.report.document`: a comparison matrix of stored runs
+  (:class:`kbench.compare.Matrix`) as Markdown and a self-contained HTML page
+  with plots (:func:`write_report`; the figures in :mod:`~kbench.report.plots`,
+  what both read off the matrix in :mod:`~kbench.report.tables`).
+- :mod:`~kbench.report.exports`: runs for github-action-benchmark
+  (:func:`github_benchmark_json`) and TensorBoard (:func:`write_tensorboard`).
+"""
+
+from kbench.report.document import (DEFAULT_TITLE, REPORT_DIR, THROUGHPUT_UNIT, Section, Text,
+                                    make_plots, render_html, render_markdown, report_sections,
+                                    write_report)
+from kbench.report.exports import github_benchmark_json, tensorboard_hparams, write_tensorboard
+from kbench.report.summary import (CV_TARGET, DIAGNOSTICS, HARNESS_OVERHEAD_TARGET, Diagnostic,
+                                   overlap_gain, summary_lines)
+from kbench.report.tables import ReportError
+
+__all__ = [
+    "CV_TARGET", "DEFAULT_TITLE", "DIAGNOSTICS", "HARNESS_OVERHEAD_TARGET", "REPORT_DIR",
+    "THROUGHPUT_UNIT", "Diagnostic", "ReportError", "Section", "Text", "github_benchmark_json",
+    "make_plots", "overlap_gain", "render_html", "render_markdown", "report_sections",
+    "summary_lines", "tensorboard_hparams", "write_report", "write_tensorboard",
+]

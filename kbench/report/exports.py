@@ -1,0 +1,132 @@
+"""Exports of stored runs: github-action-benchmark JSON and TensorBoard event files."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from kbench import _validate, results, stats
+from kbench.report.document import THROUGHPUT_UNIT, output_dir
+from kbench.report.tables import ReportError
+
+
+
+def _check_run(run, where: str = "run") -> None:
+    if not isinstance(run, results.Run):
+        raise ReportError(f"{where} must be a kbench.results.Run, got {type(run).__name__}: "
+                          f"{run!r:.80}")
+    if not run.results:
+        raise ReportError(f"{where} {run.label!r} ({run.source or 'in memory'}) has no results")
+
+
+def _tooltip(run, result, summary: stats.Summary) -> str:
+    """github-action-benchmark shows ``extra`` as the data point's tooltip, line by line."""
+    fields = {"workflow": result.workflow, "device": result.device,
+              "batch size": result.batch_size}
+    return "\n".join([
+        *(f"{k}: {v}" for k, v in fields.items() if v is not None),
+        f"{summary.n} rounds, 95% CI [{summary.ci_low:.2f}, {summary.ci_high:.2f}], "
+        f"cv {summary.cv:.1%}",
+        f"TensorFlow {run.tf_version} on {run.machine_key}, {run.datetime}",
+    ])
+
+
+def github_benchmark_json(run) -> list[dict]:
+    """github-action-benchmark ``customBiggerIsBetter`` entries, one per benchmark of ``run``.
+
+    ``value`` is the median samples/s over rounds; ``range`` is "± half the
+    width of its 95% CI"; ``extra`` (the tooltip) says what and where.
+    """
+    _check_run(run)
+    entries = []
+    for key, result in run.results.items():
+        summary = result.throughput
+        entries.append({
+            "name": key,
+            "unit": THROUGHPUT_UNIT,
+            "value": summary.median,
+            "range": f"± {(summary.ci_high - summary.ci_low) / 2:.2f}",
+            "extra": _tooltip(run, result, summary),
+        })
+    return entries
+
+
+# Characters kept in TensorBoard run folder names; anything else becomes "_".
+_UNSAFE_PATH_CHARS = re.compile(r"[^A-Za-z0-9._=\[\]-]+")
+# Record fields exported as scalars besides throughput and latency, when numeric.
+TENSORBOARD_EXTRA_SCALARS = ("startup_s", "mfu")
+
+
+def _unique_dir_names(names: Iterable[str]) -> list[str]:
+    """Path-safe names, suffixed ``-2``, ``-3``... where two would collide."""
+    out, seen = [], set()
+    for name in names:
+        base = _UNSAFE_PATH_CHARS.sub("_", name).strip("._") or "run"
+        candidate, n = base, 1
+        while candidate in seen:
+            n += 1
+            candidate = f"{base}-{n}"
+        seen.add(candidate)
+        out.append(candidate)
+    return out
+
+
+def tensorboard_hparams(run, result) -> dict[str, str | int]:
+    """The hparams of one (run, benchmark) trial; fields the result lacks are left out."""
+    hparams = {"tf_version": run.tf_version, "machine": run.machine_key, "benchmark": result.key,
+               "run": run.datetime, "workflow": result.workflow, "device": result.device,
+               "batch_size": result.batch_size}
+    return {k: v for k, v in hparams.items() if v is not None}
+
+
+def _write_trial(tf, hp, path: Path, run, result) -> None:
+    writer = tf.summary.create_file_writer(str(path))
+    with writer.as_default():
+        hp.hparams(tensorboard_hparams(run, result), trial_id=f"{path.parent.name}/{path.name}")
+        for step, value in enumerate(result.samples_per_s):
+            tf.summary.scalar("samples_per_s", value, step=step)
+        tf.summary.scalar("median_samples_per_s", result.throughput.median,
+                          step=0)
+        latencies = result.step_latency_s.to_dict() if result.step_latency_s else {}
+        for q, seconds in latencies.items():
+            tf.summary.scalar(f"step_latency_s/{q}", seconds, step=0)
+        for field in TENSORBOARD_EXTRA_SCALARS:
+            value = getattr(result, field)
+            if _validate.is_number(value) and math.isfinite(value):
+                tf.summary.scalar(field, value, step=0)
+    writer.close()
+
+
+def write_tensorboard(runs: Sequence, log_dir) -> list[Path]:
+    """TensorBoard event files: one folder per run, in it one trial per benchmark.
+
+    ``log_dir/<run label>/<benchmark key>/`` holds the hparams (tf_version,
+    machine, benchmark, workflow, device, batch_size, run) and scalars
+    (samples_per_s per round, median_samples_per_s, step_latency_s/p50..p99,
+    startup_s, mfu), so TensorBoard's HParams dashboard can filter and compare
+    benchmarks across TF versions and machines.
+
+    Returns:
+        The run folders, in the order of ``runs``.
+    """
+    runs = list(runs)
+    if not runs:
+        raise ReportError(f"write_tensorboard needs at least one run, got {runs!r}")
+    for i, run in enumerate(runs):
+        _check_run(run, f"runs[{i}]")
+    root = output_dir(log_dir)
+    run_dirs = [root / name for name in _unique_dir_names(run.label for run in runs)]
+    taken = [str(d) for d in run_dirs if d.exists()]
+    if taken:
+        raise ReportError(f"TensorBoard run folder(s) already exist: {taken}; TensorBoard "
+                          "would merge old and new events; pick an empty log_dir")
+    import tensorflow as tf  # only here: reports do not otherwise need TensorFlow
+    from tensorboard.plugins.hparams import api as hp
+
+    for run, run_dir in zip(runs, run_dirs):
+        names = _unique_dir_names(run.results)
+        for name, result in zip(names, run.results.values()):
+            _write_trial(tf, hp, run_dir / name, run, result)
+    return run_dirs
