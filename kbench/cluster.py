@@ -2,12 +2,13 @@
 
 Some runs cannot happen in the calling process: a logical device layout can
 only be set before TensorFlow initialises, and MultiWorkerMirroredStrategy
-needs one process per worker. This module runs the engine in fresh Python
-processes (``python -m kbench.cluster``) and manages them:
+needs one process per worker. This module starts fresh Python processes that
+run the engine (``python -m kbench.worker``, :mod:`kbench.worker`) and
+manages them, without importing TensorFlow itself:
 
 - :class:`WorkerJob` is what one worker does (the spec, its logical CPUs,
   backups or checkpoints, where its result goes). Its ``argv()`` is the
-  command line; :func:`main` in the worker reads it back.
+  command line; :meth:`WorkerJob.from_argv` in the worker reads it back.
 - :class:`LocalCluster` starts N workers on 127.0.0.1, each with its own
   ``TF_CONFIG`` and free port, each in its own process group, with stdout and
   stderr in log files. Waits are bounded; a worker still running when its
@@ -17,15 +18,15 @@ processes (``python -m kbench.cluster``) and manages them:
   a marker file after that batch and then wait to be killed, so a test can
   SIGKILL it mid-epoch at a known point.
 
-Every worker writes a JSON result (atomically) with its history, test
-accuracy, the epoch it resumed from, or the error it failed with.
+Every worker writes a JSON result (atomically): the engine's own record
+(:meth:`kbench.training.TrainResult.to_dict`) plus its task and replica
+count, or the error it failed with.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
 import dataclasses
 import json
 import os
@@ -33,14 +34,12 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
-import traceback
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from kbench import workflows
-from kbench._files import atomic_write_bytes
+from kbench._validate import is_int
 
 LOOPBACK = "127.0.0.1"
 # Bounds on waiting for workers. Starting a worker (Python, TensorFlow, the
@@ -51,7 +50,10 @@ POLL_S = 0.1
 # Result file schema history:
 #   1: spec, task, chief, replicas, history, test_loss, test_accuracy,
 #      resumed_from, epochs_done, error.
-RESULT_SCHEMA_VERSION = 1
+#   2: TrainResult.to_dict() for plain and resumable runs alike (adds
+#      epochs_run, steps, samples_seen, wall_time_s; drops epochs_done, which
+#      is resumed_from + epochs_run), plus task, chief, replicas, error.
+RESULT_SCHEMA_VERSION = 2
 
 
 class ClusterError(RuntimeError):
@@ -69,7 +71,7 @@ class WorkerJob:
             (for ``mirrored`` without GPUs); None leaves the layout alone.
         backup_dir: add ``keras.callbacks.BackupAndRestore`` with this backup
             directory (resumes an interrupted run from its last epoch).
-        checkpoint_dir: train with :func:`kbench.saving.train_resumable`,
+        checkpoint_dir: train with :func:`kbench.resume.train_resumable`,
             checkpointing every epoch here (the chief's directory; other
             workers write to temporary directories, as TF's multi-worker
             guide does) and resuming from its newest checkpoint.
@@ -95,8 +97,7 @@ class WorkerJob:
             raise ValueError("backup_dir (fit's BackupAndRestore) and checkpoint_dir "
                              "(train_resumable) are two ways to resume; pass one")
         if self.hold_at is not None and (
-                len(self.hold_at) != 2 or any(isinstance(v, bool) or not isinstance(v, int)
-                                              or v < 0 for v in self.hold_at)):
+                len(self.hold_at) != 2 or not all(is_int(v) and v >= 0 for v in self.hold_at)):
             raise ValueError(f"hold_at must be (epoch, batch) of ints >= 0, got {self.hold_at!r}")
 
     @property
@@ -105,21 +106,60 @@ class WorkerJob:
         return Path(f"{self.result}.held")
 
     def argv(self) -> list[str]:
-        """The worker's command line."""
+        """The worker's command line (:func:`main` parses it back)."""
         spec = {k: v for k, v in self.spec.to_dict().items() if k != "name"}
-        argv = [sys.executable, "-m", "kbench.cluster", "--spec", json.dumps(spec),
+        argv = [sys.executable, "-m", "kbench.worker", "--spec", json.dumps(spec),
                 "--result", str(self.result)]
-        for flag, value in (("--logical-cpus", self.logical_cpus),
-                            ("--backup-dir", self.backup_dir),
-                            ("--checkpoint-dir", self.checkpoint_dir),
-                            ("--epoch-log", self.epoch_log)):
+        for field in _OPTIONS:
+            value = getattr(self, field)
             if value is not None:
-                argv += [flag, str(value)]
-        if self.hold_at is not None:
-            argv += ["--hold-at", f"{self.hold_at[0]}:{self.hold_at[1]}"]
-        if self.allow_known_issue:
-            argv.append("--allow-known-issue")
-        return argv
+                argv += [_flag(field), ":".join(map(str, value)) if field == "hold_at"
+                         else str(value)]
+        return argv + (["--allow-known-issue"] if self.allow_known_issue else [])
+
+    @classmethod
+    def from_argv(cls, argv: Sequence[str]) -> "WorkerJob":
+        """The job a worker's command line describes (``argv()`` without the interpreter).
+
+        Raises:
+            ValueError: a bad ``--spec`` (quoted) or job field.
+            SystemExit: argparse's exit 2 on a malformed command line.
+        """
+        args = _parser().parse_args(argv)
+        try:
+            spec = workflows.WorkflowSpec(**json.loads(args.spec))
+        except (json.JSONDecodeError, TypeError, workflows.WorkflowError) as err:
+            raise ValueError(f"bad --spec {args.spec!r}: {err}") from None
+        return cls(spec=spec, result=args.result, allow_known_issue=args.allow_known_issue,
+                   **{field: getattr(args, field) for field in _OPTIONS})
+
+
+def _parse_hold(text: str) -> tuple[int, int]:
+    try:
+        epoch, batch = (int(v) for v in text.split(":"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--hold-at must be EPOCH:BATCH, got {text!r}") from None
+    return epoch, batch
+
+
+# The WorkerJob fields a worker's command line carries as --flags, and their parsers.
+_OPTIONS = {"logical_cpus": int, "backup_dir": Path, "checkpoint_dir": Path, "epoch_log": Path,
+            "hold_at": _parse_hold}
+
+
+def _flag(field: str) -> str:
+    return "--" + field.replace("_", "-")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m kbench.worker",
+                                     description="Run one kbench worker (see kbench.cluster).")
+    parser.add_argument("--spec", required=True, help="WorkflowSpec fields as a JSON object")
+    parser.add_argument("--result", required=True, type=Path)
+    for field, parse in _OPTIONS.items():
+        parser.add_argument(_flag(field), type=parse)
+    parser.add_argument("--allow-known-issue", action="store_true")
+    return parser
 
 
 # --------------------------------------------------------------------------- the cluster
@@ -171,8 +211,12 @@ class WorkerExit:
 
     def log_tail(self, lines: int = 30) -> str:
         """The last ``lines`` lines of the worker's log."""
-        text = self.log.read_text(errors="replace") if self.log.exists() else "(no log)"
-        return "\n".join(text.splitlines()[-lines:])
+        return _tail(self.log, lines) if self.log.exists() else "(no log)"
+
+
+def _tail(path: Path, lines: int) -> str:
+    text = path.read_text(errors="replace") if path.exists() else ""
+    return "\n".join(text.splitlines()[-lines:])
 
 
 class LocalCluster:
@@ -288,9 +332,8 @@ class LocalCluster:
         for i in range(len(self._procs)):
             exit_ = self._reap(i)
             state = "running" if exit_ is None else f"exit {exit_.returncode}"
-            text = self.log_path(i).read_text(errors="replace") if self.log_path(i).exists() else ""
-            tail = "\n".join(text.splitlines()[-lines:])
-            parts.append(f"--- worker {i} ({state}), {self.log_path(i)}:\n{tail}")
+            parts.append(f"--- worker {i} ({state}), {self.log_path(i)}:\n"
+                         f"{_tail(self.log_path(i), lines)}")
         return "\n".join(parts)
 
 
@@ -330,167 +373,3 @@ def run_cluster(jobs: Sequence[WorkerJob], log_dir, *, multi_worker: bool | None
 def run_job(job: WorkerJob, log_dir, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> dict:
     """Run one worker process (no cluster) to the end and return its result."""
     return run_cluster([job], log_dir, timeout_s=timeout_s)[0]
-
-
-# --------------------------------------------------------------------------- in the worker
-
-
-def _hold_callback(keras, epoch: int, batch: int, marker: Path):
-    class HoldAt(keras.callbacks.Callback):
-        """After batch ``batch`` of epoch ``epoch``: write ``marker``, then wait to be killed."""
-
-        def __init__(self):
-            super().__init__()
-            self.epoch = None
-
-        def on_epoch_begin(self, epoch_, logs=None):
-            self.epoch = epoch_
-
-        def on_train_batch_end(self, batch_, logs=None):
-            if (self.epoch, batch_) == (epoch, batch):
-                atomic_write_bytes(marker, str(os.getpid()).encode())
-                while True:
-                    time.sleep(1)
-
-    return HoldAt()
-
-
-class _EpochLog:
-    """Appends ``epoch`` (absolute) and the epoch's logs to a CSV file, one row per epoch."""
-
-    def __init__(self, path: Path):
-        self.path = path
-
-    def append(self, epoch: int, logs: Mapping[str, float]) -> None:
-        new = not self.path.exists()
-        with open(self.path, "a", newline="") as f:
-            writer = csv.writer(f)
-            if new:
-                writer.writerow(["epoch", *sorted(logs)])
-            writer.writerow([epoch, *(logs[k] for k in sorted(logs))])
-            f.flush()
-            os.fsync(f.fileno())
-
-
-def read_epoch_log(path) -> list[dict]:
-    """Rows of an epoch log: {'epoch': int, metric: float, ...}."""
-    with open(path, newline="") as f:
-        return [{k: int(v) if k == "epoch" else float(v) for k, v in row.items()}
-                for row in csv.DictReader(f)]
-
-
-def _epoch_log_callback(keras, log: _EpochLog, offset=lambda: 0):
-    class EpochLog(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            log.append(offset() + epoch, {k: float(v) for k, v in (logs or {}).items()})
-
-    return EpochLog()
-
-
-def _train(job: WorkerJob, chief: bool) -> dict:
-    import keras
-
-    from kbench import training
-
-    callbacks = []
-    if job.hold_at is not None:
-        callbacks.append(_hold_callback(keras, *job.hold_at, job.held_marker))
-    if job.checkpoint_dir is not None:
-        return _train_resumable(job, chief, callbacks)
-    if job.backup_dir is not None:
-        callbacks.insert(0, keras.callbacks.BackupAndRestore(str(job.backup_dir)))
-    if job.epoch_log is not None and chief:
-        # fit numbers epochs from the backup's epoch on; so does the log.
-        callbacks.append(_epoch_log_callback(keras, _EpochLog(job.epoch_log)))
-    result = training.train(job.spec, callbacks=callbacks,
-                            allow_known_issue=job.allow_known_issue)
-    resumed_from = int(getattr(result.model, "_initial_epoch", None) or 0)
-    record = result.to_dict()
-    record.update(resumed_from=resumed_from, epochs_done=resumed_from + result.epochs_run,
-                  replicas=result.model.distribute_strategy.num_replicas_in_sync)
-    return record
-
-
-def _train_resumable(job: WorkerJob, chief: bool, callbacks: list) -> dict:
-    from kbench import data as kdata
-    from kbench import saving, training
-
-    epoch_log = _EpochLog(job.epoch_log) if job.epoch_log is not None and chief else None
-    dataset = kdata.load_dataset(job.spec.dataset, seed=job.spec.seed)
-    with contextlib.ExitStack() as stack:
-        # Only the chief writes the real checkpoints; the others must still
-        # save (saving reads distributed variables), into throw-away folders.
-        write_dir = (job.checkpoint_dir if chief else
-                     Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="kbench-worker-"))))
-        run = saving.train_resumable(job.spec, job.checkpoint_dir, dataset=dataset,
-                                     write_directory=write_dir, callbacks=callbacks,
-                                     on_epoch_end=epoch_log.append if epoch_log else None)
-    _, test_ds = kdata.make_splits(dataset, training.pipeline_options(job.spec))
-    test = training.make_loop(run.model, job.spec).evaluate(test_ds)
-    return {"spec": job.spec.to_dict(), "history": run.history,
-            "resumed_from": run.resumed_from, "epochs_done": run.epochs_done,
-            "test_loss": test["loss"], "test_accuracy": test["accuracy"],
-            "replicas": run.model.distribute_strategy.num_replicas_in_sync}
-
-
-def _parse_hold(text: str) -> tuple[int, int]:
-    try:
-        epoch, batch = (int(v) for v in text.split(":"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--hold-at must be EPOCH:BATCH, got {text!r}") from None
-    return epoch, batch
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m kbench.cluster",
-                                     description="Run one kbench worker (see kbench.cluster).")
-    parser.add_argument("--spec", required=True, help="WorkflowSpec fields as a JSON object")
-    parser.add_argument("--result", required=True, type=Path)
-    parser.add_argument("--logical-cpus", type=int)
-    parser.add_argument("--backup-dir", type=Path)
-    parser.add_argument("--checkpoint-dir", type=Path)
-    parser.add_argument("--epoch-log", type=Path)
-    parser.add_argument("--hold-at", type=_parse_hold)
-    parser.add_argument("--allow-known-issue", action="store_true")
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """The worker: train the job, write its result (or its error); 0 on success, 1 on error."""
-    args = _parser().parse_args(argv)
-    try:
-        spec = workflows.WorkflowSpec(**json.loads(args.spec))
-    except (json.JSONDecodeError, TypeError, workflows.WorkflowError) as err:
-        print(f"kbench worker: bad --spec {args.spec!r}: {err}", file=sys.stderr)
-        return 2
-    from kbench import distribute  # imports TensorFlow: set devices up before any op runs
-
-    if args.logical_cpus is not None:
-        distribute.configure_logical_cpus(args.logical_cpus)
-    if spec.strategy == "multi_worker_mirrored":
-        # TF configures collectives once, before the first op; make_strategy caches it.
-        distribute.make_strategy(spec)
-    job = WorkerJob(spec=spec, result=args.result, logical_cpus=args.logical_cpus,
-                    backup_dir=args.backup_dir, checkpoint_dir=args.checkpoint_dir,
-                    epoch_log=args.epoch_log, hold_at=args.hold_at,
-                    allow_known_issue=args.allow_known_issue)
-    config = distribute.tf_config()
-    chief = distribute.is_chief(config)
-    record = {"kbench_worker_schema": RESULT_SCHEMA_VERSION,
-              "task": None if config is None else config["task"], "chief": chief}
-    try:
-        record.update(_train(job, chief))
-        record["error"] = None
-        code = 0
-    except Exception as err:  # reported in the result, for the parent to assert on
-        traceback.print_exc()
-        record.update(spec=spec.to_dict(), error={"type": type(err).__name__,
-                                                  "module": type(err).__module__,
-                                                  "message": str(err)})
-        code = 1
-    atomic_write_bytes(job.result, json.dumps(record, indent=1).encode())
-    return code
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -27,6 +27,7 @@ import os
 
 import tensorflow as tf
 
+from kbench._validate import check_positive_int
 from kbench.workflows import WorkflowSpec
 
 # How long a collective (the all-reduce of one step's gradients) may wait for
@@ -52,8 +53,7 @@ def configure_logical_cpus(count: int) -> list[str]:
         ValueError: ``count`` is not a positive int.
         DistributeError: TF already initialised with another layout.
     """
-    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-        raise ValueError(f"count must be a positive int, got {count!r}")
+    check_positive_int("count", count)
     cpu = tf.config.list_physical_devices("CPU")[0]
     try:
         tf.config.set_logical_device_configuration(
@@ -95,7 +95,7 @@ def cpu_devices() -> list[str]:
 
 
 def gpu_devices() -> list[str]:
-    """This process's logical GPU devices."""
+    """This process's logical GPU devices, e.g. ['/device:GPU:0']."""
     return [d.name for d in tf.config.list_logical_devices("GPU")]
 
 
@@ -198,3 +198,10 @@ def make_strategy(spec: WorkflowSpec) -> tf.distribute.Strategy:
             cluster has another number of replicas than ``spec.replicas``.
     """
     return STRATEGY_FACTORIES[spec.strategy](spec)
+
+
+def sync_devices() -> None:
+    """Block until every device has finished its queued work (no-op where unsupported)."""
+    sync = getattr(getattr(tf.test, "experimental", None), "sync_devices", None)
+    if sync is not None:
+        sync()

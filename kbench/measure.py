@@ -29,8 +29,8 @@ import math
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
-from types import MappingProxyType
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 import keras
 import numpy as np
@@ -38,17 +38,13 @@ import tensorflow as tf
 
 from kbench import data as kdata
 from kbench import models, stats, training
+from kbench._validate import check_positive_int
+from kbench.distribute import sync_devices
+from kbench.flops import training_flops_per_sample
+from kbench.profiles import Profile
+from kbench.record import BenchmarkRecord, Latencies
 from kbench.workflows import WorkflowSpec
 
-# Forward + backward of a dense or conv layer cost about three forward passes
-# (the backward pass computes gradients for both inputs and weights).
-TRAINING_FLOPS_PER_FORWARD_FLOP = 3
-# The matmul probe: square float32 matrices of this size are large enough to
-# reach a CPU's sustained matmul rate (2 GFLOP each), small enough to take
-# ~40 ms each on a 2-core CPU at ~55 GFLOP/s.
-MATMUL_PROBE_SIZE = 1024
-MATMUL_PROBE_REPEATS = 8
-MATMUL_PROBE_ROUNDS = 5
 # How long a round may take before the harness gives up on the worker: far
 # above any profile's round (seconds), far below CI's limit.
 ROUND_TIMEOUT_S = 600.0
@@ -58,139 +54,6 @@ class MeasurementError(RuntimeError):
     """A measurement could not be taken as asked."""
 
 
-def sync_devices() -> None:
-    """Block until every device has finished its queued work (no-op where unsupported)."""
-    sync = getattr(getattr(tf.test, "experimental", None), "sync_devices", None)
-    if sync is not None:
-        sync()
-
-
-def gpu_devices() -> list[str]:
-    """Logical names of the visible GPUs, e.g. ['/GPU:0']."""
-    return [f"/GPU:{i}" for i, _ in enumerate(tf.config.list_logical_devices("GPU"))]
-
-
-# --------------------------------------------------------------------------- FLOPs
-
-
-def _dense_flops(layer, input_shape) -> int:
-    return 2 * int(input_shape[-1]) * layer.units
-
-
-def _conv_flops(layer, input_shape) -> int:
-    out = layer.compute_output_shape((1, *input_shape[1:]))
-    kh, kw = layer.kernel_size
-    return 2 * kh * kw * int(input_shape[-1]) * layer.filters * int(np.prod(out[1:-1]))
-
-
-_LAYER_FLOPS = {keras.layers.Dense: _dense_flops, keras.layers.Conv2D: _conv_flops}
-
-
-def forward_flops_per_sample(model: keras.Model, input_shape: tuple[int, ...]) -> int:
-    """Multiply-adds x2 of the model's Dense and Conv2D layers for one example.
-
-    Activations, pooling, dropout and bias adds are ignored: they are below 1%
-    of the total for kbench's models.
-
-    Args:
-        model: a built model.
-        input_shape: one example's shape, without the batch axis.
-    """
-    total = 0
-    shape = (1, *input_shape)
-    for layer in _flat_layers(model):
-        counter = next((f for cls, f in _LAYER_FLOPS.items() if isinstance(layer, cls)), None)
-        if counter is not None:
-            total += counter(layer, shape)
-        shape = layer.compute_output_shape(shape)
-    return total
-
-
-def _flat_layers(model: keras.Model) -> list:
-    """Layers in call order, for Sequential, Functional and kbench's subclassed model."""
-    return list(getattr(model, "stack", None) or
-                [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)])
-
-
-def training_flops_per_sample(model: keras.Model, input_shape: tuple[int, ...]) -> int:
-    """Approximate FLOPs of one training step per example (forward + backward)."""
-    return TRAINING_FLOPS_PER_FORWARD_FLOP * forward_flops_per_sample(model, input_shape)
-
-
-def probe_matmul_flops(device: str = "/CPU:0", *, size: int = MATMUL_PROBE_SIZE,
-                       repeats: int = MATMUL_PROBE_REPEATS, rounds: int = MATMUL_PROBE_ROUNDS,
-                       timer: Callable[[], float] = time.perf_counter) -> float:
-    """The device's achievable float32 matmul rate in FLOP/s (best of ``rounds``)."""
-    with tf.device(device):
-        a = tf.random.stateless_normal((size, size), seed=(1, 2))
-        b = tf.random.stateless_normal((size, size), seed=(3, 4))
-
-        @tf.function
-        def chain(x):
-            for _ in range(repeats):
-                x = tf.linalg.matmul(x, b) * (1.0 / size)
-            return tf.reduce_sum(x)
-
-        float(chain(a))  # trace and warm up
-        best = float("inf")
-        for _ in range(rounds):
-            sync_devices()
-            start = timer()
-            float(chain(a))
-            sync_devices()
-            best = min(best, timer() - start)
-    return 2.0 * size**3 * repeats / best
-
-
-# --------------------------------------------------------------------------- profiles
-
-
-@dataclasses.dataclass(frozen=True)
-class Profile:
-    """How much measuring a benchmark run does.
-
-    Attributes:
-        name: profile name.
-        rounds: measured rounds per benchmark (the spread comes from these).
-        steps_per_round: the fewest training steps in a round.
-        min_round_s: rounds are lengthened (in steps, calibrated once per run)
-            to last at least this long, so that clock and scheduler jitter and
-            per-round costs stay small against the round.
-        warmup_rounds: unmeasured rounds after startup.
-        batch_sizes: batch sizes the throughput suites sweep.
-        families: model families the suites cover.
-    """
-
-    name: str
-    rounds: int
-    steps_per_round: int
-    min_round_s: float
-    warmup_rounds: int
-    batch_sizes: tuple[int, ...]
-    families: tuple[str, ...]
-
-    def __post_init__(self):
-        for field, minimum in (("rounds", 1), ("steps_per_round", 1), ("warmup_rounds", 0)):
-            value = getattr(self, field)
-            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-                raise ValueError(f"{field} must be an int >= {minimum}, got {value!r}")
-        if isinstance(self.min_round_s, bool) or not isinstance(self.min_round_s, (int, float)) \
-                or not 0 <= self.min_round_s < float("inf"):
-            raise ValueError(f"min_round_s must be a finite number >= 0, got {self.min_round_s!r}")
-
-
-# Budgets on a 2-core CPU: smoke, the whole suite in <= 2 min (CI); default
-# <= 10 min; full sweeps batch sizes and takes longer. Default rounds last
-# >= 0.5 s: on this VM, 0.1 s rounds of the MLP showed a 10% spread from
-# scheduler jitter alone.
-PROFILES = MappingProxyType({
-    "smoke": Profile("smoke", rounds=3, steps_per_round=10, min_round_s=0.1, warmup_rounds=1,
-                     batch_sizes=(64,), families=("mlp",)),
-    "default": Profile("default", rounds=7, steps_per_round=20, min_round_s=0.5,
-                       warmup_rounds=1, batch_sizes=(64,), families=("mlp", "cnn")),
-    "full": Profile("full", rounds=15, steps_per_round=40, min_round_s=1.0, warmup_rounds=2,
-                    batch_sizes=(64, 256, 1024), families=("mlp", "cnn")),
-})
 # A round never grows beyond this many steps, whatever the calibration says.
 MAX_STEPS_PER_ROUND = 5000
 
@@ -202,18 +65,6 @@ def calibrated_steps(step_s: float, profile: Profile) -> int:
     # Rounded first so float noise (0.5 / 0.01 = 50.000000000000004) adds no step.
     wanted = math.ceil(round(profile.min_round_s / step_s, 9))
     return min(MAX_STEPS_PER_ROUND, max(profile.steps_per_round, wanted))
-
-
-PROFILE_ENV = "KBENCH_PROFILE"
-DEFAULT_PROFILE = "default"
-
-
-def get_profile(name: str | None) -> Profile:
-    """A profile by name; None means the default."""
-    name = DEFAULT_PROFILE if name is None else name
-    if name not in PROFILES:
-        raise ValueError(f"profile must be one of {tuple(PROFILES)}, got {name!r}")
-    return PROFILES[name]
 
 
 # --------------------------------------------------------------------------- the run
@@ -306,32 +157,20 @@ class Measurement:
     def loss_fell(self) -> bool:
         return self.loss_end < self.loss_start
 
-    def throughput(self) -> stats.Summary:
-        return stats.summarize(self.samples_per_s)
-
-    def extra_info(self, peak_flops: float | None = None) -> dict:
-        """Everything a stored result needs, as plain JSON values."""
-        summary = self.throughput()
-        achieved = summary.median * self.flops_per_sample
-        return {
-            "workflow": self.spec.name,
-            "spec": self.spec.to_dict(),
-            "device": self.device,
-            "batch_size": self.batch_size,
-            "steps_per_round": self.steps_per_round,
-            "startup_s": self.startup_s,
-            "warmup_s": self.warmup_s,
-            "round_s": list(self.round_s),
-            "samples_per_s": list(self.samples_per_s),
-            "throughput": summary.to_dict(),
-            "step_latency_s": stats.percentiles(self.step_s),
-            "loss_start": self.loss_start,
-            "loss_end": self.loss_end,
-            "flops_per_sample": self.flops_per_sample,
-            "achieved_flops": achieved,
-            "peak_flops": peak_flops,
-            "mfu": achieved / peak_flops if peak_flops else None,
-        }
+    def record(self, *, peak_flops: float | None = None, profile: str | None = None,
+               suite: str | None = None, comparison: str | None = None,
+               variant: str | None = None, baseline: str | None = None,
+               extras: Mapping[str, Any] | None = None) -> BenchmarkRecord:
+        """The typed record of this measurement, with the suite's labels."""
+        return BenchmarkRecord(
+            samples_per_s=self.samples_per_s, batch_size=self.batch_size, spec=self.spec,
+            device=self.device, steps_per_round=self.steps_per_round, round_s=self.round_s,
+            startup_s=self.startup_s, warmup_s=self.warmup_s,
+            step_latency_s=Latencies(**stats.percentiles(self.step_s, (50, 90, 99))),
+            loss_start=self.loss_start, loss_end=self.loss_end,
+            flops_per_sample=self.flops_per_sample, peak_flops=peak_flops, profile=profile,
+            suite=suite, comparison=comparison, variant=variant, baseline=baseline,
+            extras=extras or {})
 
 
 class _StartupClock(keras.callbacks.Callback):
@@ -375,7 +214,8 @@ class SteadyStateRun:
     def __init__(self, spec: WorkflowSpec, train_data: tf.data.Dataset, profile: Profile, *,
                  device: str = "/CPU:0", timer: Callable[[], float] = time.perf_counter,
                  timeout_s: float = ROUND_TIMEOUT_S):
-        training.check_supported(spec)
+        self.engine = training.prepare(spec, device=device)
+        self.model, self.loop = self.engine.model, self.engine.loop
         self.spec, self.profile, self.device = spec, profile, device
         self.timeout_s = timeout_s
         self.timer = timer
@@ -385,10 +225,6 @@ class SteadyStateRun:
         self._train_data = train_data
         self._thread: threading.Thread | None = None
         self._requested = 0
-        with tf.device(device), training.op_determinism(spec.deterministic):
-            keras.utils.set_random_seed(spec.seed)
-            self.model = training.build_compiled_model(spec)
-            self.loop = training.make_loop(self.model, spec)
         self.flops_per_sample = training_flops_per_sample(
             self.model, models.input_shape_for(spec.family))
 
@@ -410,7 +246,7 @@ class SteadyStateRun:
 
     def _work(self) -> None:
         try:
-            with tf.device(self.device), training.op_determinism(self.spec.deterministic):
+            with self.engine.settings():
                 self.run_start = self.timer()
                 self.loop.run(self._train_data, epochs=2, callbacks=[self.startup],
                               steps_per_epoch=self.profile.steps_per_round)
@@ -519,17 +355,35 @@ def benchmark_training(benchmark, spec: WorkflowSpec, train_data: tf.data.Datase
                        peak_flops: float | None = None, **labels) -> Measurement:
     """Time ``spec`` with pytest-benchmark: one pedantic round per training round.
 
-    The rounds' samples, startup, step latencies, FLOPs and MFU go into
-    ``benchmark.extra_info`` with ``labels`` (e.g. comparison=..., variant=...).
+    The measurement's :class:`~kbench.record.BenchmarkRecord` (rounds, startup,
+    step latencies, FLOPs and MFU, ``labels``: suite, comparison, variant,
+    baseline, extras) goes into ``benchmark.extra_info``.
     """
-    if "comparison" in labels:
+    if labels.get("comparison"):
         benchmark.group = labels["comparison"]  # read when pedantic starts
     with SteadyStateRun(spec, train_data, profile, device=device) as run:
         run.warm_up()
         benchmark.pedantic(run.next_round, rounds=profile.rounds, iterations=1)
         result = run.measurement()
-    benchmark.extra_info.update(result.extra_info(peak_flops), profile=profile.name, **labels)
+    write_record(benchmark, result.record(peak_flops=peak_flops, profile=profile.name, **labels))
     return result
+
+
+def write_record(benchmark, record: BenchmarkRecord) -> None:
+    """Put ``record`` into pytest-benchmark's ``extra_info``, replacing what was there.
+
+    (pytest-benchmark reads ``benchmark.group`` when ``pedantic`` starts: set it before.)
+    """
+    benchmark.extra_info.clear()
+    benchmark.extra_info.update(record.to_extra_info())
+
+
+def add_extras(benchmark, **extras) -> BenchmarkRecord:
+    """Add a suite's own numbers (e.g. a reference throughput) to the record in ``benchmark``."""
+    record = BenchmarkRecord.from_extra_info(benchmark.extra_info)
+    record = record.replace(extras={**record.extras, **extras})
+    write_record(benchmark, record)
+    return record
 
 
 def _timed_fit(model: keras.Model, train_data: tf.data.Dataset, steps: int,
@@ -554,11 +408,10 @@ def bare_fit_throughput(spec: WorkflowSpec, train_data: tf.data.Dataset, *, step
     start-up) cancelled out; the median pair is returned. The reference for
     the harness-overhead check.
     """
-    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
-        raise ValueError(f"repeats must be an int >= 1, got {repeats!r}")
-    with tf.device(device), training.op_determinism(spec.deterministic):
-        keras.utils.set_random_seed(spec.seed)
-        model = training.build_compiled_model(spec)
+    check_positive_int("repeats", repeats)
+    engine = training.prepare(spec, device=device)
+    model = engine.model
+    with engine.settings():
         model.fit(train_data, steps_per_epoch=max(1, warmup_steps), epochs=1, verbose=0,
                   shuffle=False)
         differences = []

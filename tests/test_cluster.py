@@ -6,7 +6,8 @@ MultiWorkerMirroredStrategy. Each wait is bounded and every process is killed
 on the way out; ``assert_no_survivors`` checks that none is left.
 """
 
-import json
+import dataclasses
+import math
 import os
 import re
 import signal
@@ -17,7 +18,7 @@ import time
 import pytest
 import tensorflow as tf
 
-from kbench import cluster, distribute, training
+from kbench import cluster, distribute, training, worker
 from kbench import workflows as wf
 from kbench.workflows import WorkflowSpec
 
@@ -51,6 +52,11 @@ PEER_LOST_ERRORS = ("UnavailableError", "DeadlineExceededError", "AbortedError",
                     "CancelledError", "InternalError")
 
 BASE = WorkflowSpec(epochs=DISTRIBUTED_EPOCHS)
+# A worker's result: the engine's record (TrainResult.to_dict()) and what the cluster adds.
+ENGINE_RECORD = {f.name for f in dataclasses.fields(training.TrainResult)} - {"model"}
+CLUSTER_FIELDS = {"kbench_worker_schema", "task", "chief", "replicas", "error"}
+# Optimizer steps of one mnist_5k epoch (4,000 examples) at BASE's global batch, by hand.
+EPOCH_STEPS = math.ceil(4000 / BASE.batch_size)
 pytestmark = pytest.mark.slow
 
 
@@ -67,6 +73,14 @@ def _alive(pid: int) -> bool:
 def assert_no_survivors(pids) -> None:
     alive = [pid for pid in pids if _alive(pid)]
     assert not alive, f"worker processes left running: {alive}"
+
+
+def assert_engine_record(result: dict, epochs_run: int) -> None:
+    """The worker returned the engine's own record, its steps counted as global steps."""
+    assert set(result) == ENGINE_RECORD | CLUSTER_FIELDS
+    assert result["error"] is None and result["epochs_run"] == epochs_run
+    assert result["steps"] == epochs_run * EPOCH_STEPS
+    assert result["samples_seen"] == epochs_run * 4000
 
 
 def assert_trained_like_single_device(result: dict, single_device_accuracy: float) -> None:
@@ -104,7 +118,7 @@ def test_mirrored_on_two_logical_cpus_trains_like_one_device(loop, tmp_path,
                             tmp_path / "result.json", logical_cpus=2)
     result = cluster.run_job(job, tmp_path / "logs", timeout_s=JOB_TIMEOUT_S)
     assert result["replicas"] == 2
-    assert result["error"] is None
+    assert_engine_record(result, DISTRIBUTED_EPOCHS)
     assert_trained_like_single_device(result, single_device_accuracy(loop))
 
 
@@ -114,6 +128,7 @@ def test_multi_worker_custom_loop_trains_on_two_local_workers(tmp_path, single_d
     chief, other = cluster.run_cluster(jobs, tmp_path / "logs", timeout_s=JOB_TIMEOUT_S)
     assert (chief["chief"], other["chief"]) == (True, False)
     assert chief["replicas"] == other["replicas"] == 2
+    assert_engine_record(chief, DISTRIBUTED_EPOCHS)
     # One model, mirrored: both workers saw the same global metrics every epoch.
     assert chief["history"] == other["history"]
     assert chief["test_accuracy"] == other["test_accuracy"]
@@ -175,7 +190,7 @@ def _kill_when_held(jobs, index: int, log_dir):
 
 
 def _epochs_logged(path) -> list[int]:
-    return [row["epoch"] for row in cluster.read_epoch_log(path)]
+    return [row["epoch"] for row in worker.read_epoch_log(path)]
 
 
 @pytest.mark.parametrize("strategy", ["default", "mirrored"])
@@ -193,8 +208,8 @@ def test_fit_resumes_from_backup_after_sigkill(strategy, tmp_path):
     second = cluster.WorkerJob(spec, tmp_path / "second.json", **common)
     result = cluster.run_job(second, tmp_path / "logs-second", timeout_s=JOB_TIMEOUT_S)
     assert result["resumed_from"] == KILL_AT[0]
-    assert result["epochs_done"] == spec.epochs
     assert len(result["history"]["loss"]) == spec.epochs - KILL_AT[0]
+    assert_engine_record(result, spec.epochs - KILL_AT[0])
     assert _epochs_logged(common["epoch_log"]) == list(range(spec.epochs))
     assert result["test_accuracy"] >= DISTRIBUTED_ACCURACY_FLOOR
 
@@ -225,7 +240,8 @@ def test_multi_worker_checkpoints_survive_a_killed_worker(tmp_path):
     results = cluster.run_cluster(jobs("second"), tmp_path / "logs-second",
                                   timeout_s=JOB_TIMEOUT_S)
     for result in results:
-        assert (result["resumed_from"], result["epochs_done"]) == (KILL_AT[0], spec.epochs)
+        assert result["resumed_from"] == KILL_AT[0]
+        assert_engine_record(result, spec.epochs - KILL_AT[0])
     assert _epochs_logged(epoch_log) == list(range(spec.epochs))
     assert results[0]["test_accuracy"] == results[1]["test_accuracy"]
     assert results[0]["test_accuracy"] >= DISTRIBUTED_ACCURACY_FLOOR
@@ -290,7 +306,7 @@ def test_run_job_names_the_failure_and_its_log(tmp_path):
     ('{"colour": "red"}', "colour"),
 ])
 def test_worker_rejects_a_bad_spec(spec, expected, tmp_path):
-    done = subprocess.run([sys.executable, "-m", "kbench.cluster", "--spec", spec,
+    done = subprocess.run([sys.executable, "-m", "kbench.worker", "--spec", spec,
                            "--result", str(tmp_path / "r.json")],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
@@ -301,15 +317,18 @@ def test_worker_rejects_a_bad_spec(spec, expected, tmp_path):
 # --------------------------------------------------------------------------- jobs and clusters
 
 
-def test_job_argv_round_trips_through_the_worker_parser(tmp_path):
+@pytest.mark.parametrize("options", [
+    {"logical_cpus": 2, "checkpoint_dir": "c", "epoch_log": "e.csv", "hold_at": (1, 10),
+     "allow_known_issue": True},
+    {"backup_dir": "b"},
+    {},
+])
+def test_job_argv_round_trips_through_the_worker_parser(options, tmp_path):
+    paths = {k: tmp_path / v for k, v in options.items() if k.endswith(("_dir", "_log"))}
     job = cluster.WorkerJob(WorkflowSpec(loop="custom", strategy="mirrored", replicas=2),
-                            tmp_path / "r.json", logical_cpus=2, checkpoint_dir=tmp_path / "c",
-                            epoch_log=tmp_path / "e.csv", hold_at=(1, 10), allow_known_issue=True)
-    args = cluster._parser().parse_args(job.argv()[3:])
-    assert WorkflowSpec(**json.loads(args.spec)) == job.spec
-    assert (args.result, args.logical_cpus, args.checkpoint_dir, args.epoch_log, args.hold_at,
-            args.allow_known_issue) == (job.result, 2, job.checkpoint_dir, job.epoch_log,
-                                        (1, 10), True)
+                            tmp_path / "r.json", **{**options, **paths})
+    assert job.argv()[1:3] == ["-m", "kbench.worker"]
+    assert cluster.WorkerJob.from_argv(job.argv()[3:]) == job
 
 
 @pytest.mark.parametrize("kwargs, message", [

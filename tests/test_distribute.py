@@ -5,6 +5,9 @@ tests/test_cluster.py, in worker processes.
 """
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 import tensorflow as tf
@@ -86,7 +89,39 @@ def test_chief_is_the_chief_task_or_else_worker_0(config, chief, monkeypatch):
     assert distribute.is_chief() is chief
 
 
+def test_device_lists_name_devices_tensorflow_places_ops_on():
+    gpus, cpus = distribute.gpu_devices(), distribute.cpu_devices()
+    assert len(gpus) == len(tf.config.list_physical_devices("GPU"))  # tests make no virtual GPUs
+    assert cpus, "TensorFlow always has a CPU"
+    for kind, names in (("GPU", gpus), ("CPU", cpus)):
+        assert names == [f"/device:{kind}:{i}" for i in range(len(names))]
+        for name in names:
+            with tf.device(name):
+                assert tf.identity(tf.constant(0.0)).device.endswith(name.lstrip("/"))
+
+
 def test_splitting_after_tensorflow_started_keeps_the_layout():
     # This process initialised TF long ago; a benchmark session inside it must still run.
-    assert distribute.split_cpu_unless_gpu(len(distribute.cpu_devices()) + 1) == \
-        distribute.replica_devices()
+    kind = "GPU" if tf.config.list_physical_devices("GPU") else "CPU"
+    present = tf.config.list_logical_devices(kind)
+    devices = distribute.split_cpu_unless_gpu(len(distribute.cpu_devices()) + 1)
+    assert devices == [f"/device:{kind}:{i}" for i in range(len(present))]
+
+
+SPLIT_IN_A_FRESH_PROCESS = """
+import json
+import tensorflow as tf
+from kbench import distribute
+split = distribute.split_cpu_unless_gpu(2)
+print(json.dumps([split, [d.name for d in tf.config.list_logical_devices("CPU")]]))
+"""
+
+
+def test_splitting_before_tensorflow_starts_makes_two_logical_cpus():
+    if tf.config.list_physical_devices("GPU"):
+        pytest.skip("with a GPU the CPU is not split; the replicas are the GPUs")
+    done = subprocess.run([sys.executable, "-c", SPLIT_IN_A_FRESH_PROCESS], capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    split, logical = json.loads(done.stdout.strip().splitlines()[-1])
+    assert split == logical == ["/device:CPU:0", "/device:CPU:1"]

@@ -1,43 +1,19 @@
-"""Tests for kbench.measure: FLOP counts, the steady-state run, profiles, probes."""
-
-import itertools
+"""Tests for kbench.measure: the steady-state run, its record, inputs, the bare-fit reference."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from kbench import data, measure, models
+from kbench import distribute, measure, profiles, testing
+from kbench.record import BenchmarkRecord
 from kbench.workflows import LOOPS, UpstreamBugError, WorkflowSpec
 
-# Hand counts (2 FLOPs per multiply-add, Dense and Conv2D only).
-MLP_FORWARD_FLOPS = 2 * 784 * 128 + 2 * 128 * 10  # 203,264: the issue's "~0.2 MFLOP"
-CNN_FORWARD_FLOPS = (
-    2 * 3 * 3 * 1 * 32 * 26 * 26      # conv_1: 28x28x1 -> 26x26x32
-    + 2 * 3 * 3 * 32 * 64 * 11 * 11   # conv_2: 13x13x32 -> 11x11x64
-    + 2 * 3 * 3 * 64 * 64 * 3 * 3     # conv_3: 5x5x64 -> 3x3x64
-    + 2 * 576 * 128 + 2 * 128 * 10    # dense_hidden, logits
-)
-
-
-@pytest.mark.parametrize("style", models.STYLES)
-@pytest.mark.parametrize("family, expected", [("mlp", MLP_FORWARD_FLOPS),
-                                              ("cnn", CNN_FORWARD_FLOPS)])
-def test_forward_flops_match_hand_count_in_every_style(family, expected, style):
-    model = models.build_model(family, style)
-    shape = models.input_shape_for(family)
-    assert measure.forward_flops_per_sample(model, shape) == expected
-    assert measure.training_flops_per_sample(model, shape) == 3 * expected
-
-
-def counting_timer(step=1.0):
-    """A clock that advances by ``step`` at every read."""
-    ticks = itertools.count()
-    return lambda: next(ticks) * step
+from test_flops import MLP_FORWARD_FLOPS
 
 
 @pytest.fixture(scope="module")
 def tiny():
-    return data.load_dataset("synthetic", n_train=256, n_test=64)
+    return testing.tiny_dataset()
 
 
 def _input(spec, tiny):
@@ -45,7 +21,7 @@ def _input(spec, tiny):
 
 
 def profile(rounds=3, steps=4, min_round_s=0.0, warmup=1):
-    return measure.Profile("test", rounds=rounds, steps_per_round=steps, min_round_s=min_round_s,
+    return profiles.Profile("test", rounds=rounds, steps_per_round=steps, min_round_s=min_round_s,
                            warmup_rounds=warmup, batch_sizes=(32,), families=("mlp",))
 
 
@@ -60,7 +36,7 @@ def _run_rounds(spec, train_data, prof, **kwargs):
 @pytest.mark.parametrize("loop", LOOPS)
 def test_steady_state_run_times_rounds_and_steps(loop, tiny):
     spec = WorkflowSpec(loop=loop, batch_size=32)
-    result = _run_rounds(spec, _input(spec, tiny), profile(), timer=counting_timer())
+    result = _run_rounds(spec, _input(spec, tiny), profile(), timer=testing.counting_timer())
     # Startup run: start 0, epoch begin 1, first step 2, epoch end 3, begin 4, end 5.
     assert result.startup_s == 2.0
     # Clock reads per round: begin, one per step, end -> a round spans 4 + 1 ticks.
@@ -76,7 +52,7 @@ def test_rounds_are_lengthened_to_the_profile_round_time(tiny):
     spec = WorkflowSpec(batch_size=32)
     # The calibration epoch takes 1 tick for 4 steps: 0.25 a step, so 2.0 needs 8 steps.
     result = _run_rounds(spec, _input(spec, tiny), profile(min_round_s=2.0),
-                         timer=counting_timer())
+                         timer=testing.counting_timer())
     assert result.steps_per_round == 8
     assert result.round_s == (9.0, 9.0, 9.0)
 
@@ -91,16 +67,19 @@ def test_calibration_refuses_a_step_that_took_no_time():
         measure.calibrated_steps(0.0, profile(min_round_s=0.5))
 
 
-def test_measurement_extra_info_has_every_field(tiny):
+def test_measurement_record_has_every_field(tiny):
     spec = WorkflowSpec(batch_size=32)
     result = measure.measure(spec, _input(spec, tiny), profile(steps=3))
-    info = result.extra_info(peak_flops=1e9)
-    assert info["workflow"] == spec.name and len(info["samples_per_s"]) == 3
-    assert set(info["step_latency_s"]) == {"p50", "p90", "p99"}
-    assert info["throughput"]["n"] == 3
-    assert info["mfu"] == pytest.approx(info["achieved_flops"] / 1e9)
-    assert info["achieved_flops"] == pytest.approx(
-        info["throughput"]["median"] * 3 * MLP_FORWARD_FLOPS)
+    rec = result.record(peak_flops=1e9, profile="test", comparison="c", variant="v",
+                        baseline="v")
+    assert rec.spec == spec and rec.workflow == spec.name and len(rec.samples_per_s) == 3
+    assert rec.samples_per_s == result.samples_per_s and rec.round_s == result.round_s
+    assert rec.step_latency_s.p50 <= rec.step_latency_s.p90 <= rec.step_latency_s.p99
+    assert rec.step_latency_s.p99 <= max(result.step_s)
+    assert rec.throughput.n == 3
+    assert rec.mfu == pytest.approx(rec.achieved_flops / 1e9)
+    assert rec.achieved_flops == pytest.approx(rec.throughput.median * 3 * MLP_FORWARD_FLOPS)
+    assert (rec.comparison, rec.variant, rec.profile) == ("c", "v", "test")
 
 
 def test_training_learns_while_measured(tiny):
@@ -150,17 +129,6 @@ def test_calibrate_input_times_the_second_pass(tiny):
                                    timer=lambda: next(readings)) == 50
 
 
-def test_matmul_probe_counts_flops_over_the_best_round():
-    rate = measure.probe_matmul_flops(size=64, repeats=2, rounds=3, timer=counting_timer(0.5))
-    assert rate == 2 * 64**3 * 2 / 0.5
-
-
-def test_matmul_probe_on_this_machine_is_plausible():
-    rate = measure.probe_matmul_flops(size=256, repeats=2, rounds=2)
-    # Any CPU that runs TF does more than 0.1 GFLOP/s and less than 100 TFLOP/s.
-    assert 1e8 < rate < 1e14
-
-
 class FakeBenchmark:
     """The parts of pytest-benchmark's fixture that benchmark_training uses."""
 
@@ -177,7 +145,7 @@ class FakeBenchmark:
 def test_benchmark_training_fills_extra_info_and_group(tiny):
     spec = WorkflowSpec(batch_size=32)
     bench = FakeBenchmark()
-    profile = measure.get_profile("smoke")
+    profile = profiles.get_profile("smoke")
     result = measure.benchmark_training(bench, spec, _input(spec, tiny), profile,
                                         peak_flops=2e9, comparison="loop x", variant="fit")
     assert bench.calls == profile.rounds
@@ -185,43 +153,13 @@ def test_benchmark_training_fills_extra_info_and_group(tiny):
     assert bench.extra_info["variant"] == "fit" and bench.extra_info["profile"] == "smoke"
     assert bench.extra_info["samples_per_s"] == list(result.samples_per_s)
     assert bench.extra_info["peak_flops"] == 2e9
-
-
-def test_profiles_fit_their_purpose():
-    smoke, default, full = (measure.get_profile(n) for n in ("smoke", "default", "full"))
-    assert smoke.rounds * smoke.min_round_s < default.rounds * default.min_round_s
-    assert default.rounds >= 5, "Mann-Whitney needs >= 5 rounds a side to reach p < 0.01"
-    assert full.batch_sizes == (64, 256, 1024)
-    assert measure.get_profile(None) == default
-
-
-@pytest.mark.parametrize("bad, message", [
-    ("fast", "profile must be one of .*got 'fast'"),
-])
-def test_unknown_profile_is_rejected(bad, message):
-    with pytest.raises(ValueError, match=message):
-        measure.get_profile(bad)
-
-
-@pytest.mark.parametrize("field, value, message", [
-    ("rounds", 0, "rounds must be an int >= 1, got 0"),
-    ("steps_per_round", -1, "steps_per_round must be an int >= 1, got -1"),
-    ("warmup_rounds", -1, "warmup_rounds must be an int >= 0, got -1"),
-    ("rounds", 2.0, "rounds must be an int >= 1, got 2.0"),
-    ("min_round_s", -0.5, "min_round_s must be a finite number >= 0, got -0.5"),
-    ("min_round_s", float("inf"), "min_round_s must be a finite number >= 0, got inf"),
-])
-def test_profile_validates_its_fields(field, value, message):
-    fields = dict(name="x", rounds=3, steps_per_round=3, min_round_s=0.1, warmup_rounds=1,
-                  batch_sizes=(64,), families=("mlp",))
-    fields[field] = value
-    with pytest.raises(ValueError, match=message):
-        measure.Profile(**fields)
+    stored = BenchmarkRecord.from_extra_info(bench.extra_info)
+    assert stored == result.record(peak_flops=2e9, profile="smoke", comparison="loop x",
+                                   variant="fit")
 
 
 def test_sync_devices_runs_on_cpu():
-    measure.sync_devices()  # must not raise where there is no GPU
-    assert measure.gpu_devices() == [f"/GPU:{i}" for i in range(len(tf.config.list_logical_devices("GPU")))]
+    distribute.sync_devices()  # must not raise where there is no GPU
 
 
 def test_bare_fit_throughput_is_the_median_difference_of_short_and_long_fits(tiny):
@@ -239,6 +177,6 @@ def test_bare_fit_throughput_refuses_a_clock_that_did_not_move(tiny):
     with pytest.raises(measure.MeasurementError, match="took no time"):
         measure.bare_fit_throughput(spec, _input(spec, tiny), steps=5, warmup_steps=1,
                                     repeats=1, timer=lambda: 1.0)
-    with pytest.raises(ValueError, match="repeats must be an int >= 1, got 0"):
+    with pytest.raises(ValueError, match="repeats must be a positive int, got 0"):
         measure.bare_fit_throughput(spec, _input(spec, tiny), steps=5, warmup_steps=1,
                                     repeats=0)

@@ -1,8 +1,8 @@
 """Tests for kbench.saving: every format round-trips every model, saves never lose data,
-bad files are clear errors, checkpoints resume bitwise, known upstream bugs (strict xfail)."""
+bad files are clear errors, known upstream bugs (strict xfail). Resumable training from
+checkpoints: tests/test_resume.py."""
 
 import json
-import math
 import os
 import re
 import signal
@@ -19,9 +19,10 @@ import tensorflow as tf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kbench import data, models, saving, training
+from kbench import data, loops, models, saving, testing, training
 from kbench import workflows as wf
 from kbench.saving import FORMATS, LoadError, SaveCase, SaveError
+from kbench.testing import assert_weights_equal
 from kbench.workflows import WorkflowSpec
 
 MATRIX = saving.save_matrix()
@@ -32,9 +33,6 @@ FIXED_BATCH = 32
 # Random architectures per property test: each example builds, saves and loads
 # three small models (~0.5 s on this 2-core CPU); 12 keep the test near 6 s.
 PROPERTY_EXAMPLES = 12
-# train_resumable: the uninterrupted run's length, and the epoch the other run is killed in.
-RESUME_EPOCHS = 3
-CRASH_IN_EPOCH = 1
 
 
 def _spec(case: SaveCase, **changes) -> WorkflowSpec:
@@ -65,16 +63,10 @@ def _same_values(a, b) -> bool:
                                     for u, v in zip(a, b))
 
 
-def assert_weights_equal(actual, expected):
-    assert len(actual) == len(expected)
-    for a, e in zip(actual, expected):
-        np.testing.assert_array_equal(a, e)
-
-
 @pytest.fixture(scope="module")
 def tiny():
     """Learnable synthetic data: 4 steps an epoch at batch 64."""
-    return data.load_dataset("synthetic", n_train=256, n_test=128, seed=0)
+    return testing.tiny_dataset(seed=0)
 
 
 def _train(case: SaveCase, dataset) -> keras.Model:
@@ -173,7 +165,7 @@ def test_round_trip(case, trained, tiny, tmp_path):
 def _continue_one_epoch(model, spec, dataset):
     """One more epoch through the engine, on a fresh pipeline (so the same data order)."""
     train_ds, _ = data.make_splits(dataset, training.pipeline_options(spec))
-    training.make_loop(model, spec).run(train_ds, epochs=1)
+    loops.make_loop(model, spec).run(train_ds, epochs=1)
 
 
 @pytest.mark.parametrize("precision", saving.MATRIX_PRECISIONS)
@@ -203,7 +195,7 @@ def test_the_custom_loop_keeps_a_loaded_models_loss_scale_state(trained, tmp_pat
     case = SaveCase("keras", precision="mixed_float16")
     loaded = saving.load(saving.save(trained(case), tmp_path / "model.keras"))
     state = [np.asarray(v) for v in loaded.optimizer.variables]
-    training.make_loop(loaded, _spec(case, loop="custom"))
+    loops.make_loop(loaded, _spec(case, loop="custom"))
     assert _same_values(loaded.optimizer.variables, state)
 
 
@@ -335,54 +327,6 @@ def test_early_stopping_restores_the_best_epoch(loop, plateau):
     best = _best_epoch(result.history)
     assert result.epochs_run < 5 and best < result.epochs_run - 1, result.history
     assert_weights_equal(result.model.get_weights(), snapshots[best])
-
-
-# --------------------------------------------------------------------------- resumable training
-
-
-class _CrashAfter(keras.callbacks.Callback):
-    """Raises after ``batches`` training batches in all: a run killed mid-epoch."""
-
-    def __init__(self, batches: int):
-        super().__init__()
-        self.left = batches
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.left -= 1
-        if self.left == 0:
-            raise RuntimeError("injected crash mid-epoch")
-
-
-@pytest.mark.parametrize("loop, precision", [("fit", "float32"), ("custom", "mixed_float16")])
-def test_resuming_after_a_crash_matches_an_uninterrupted_run(loop, precision, tiny, tmp_path):
-    spec = WorkflowSpec(loop=loop, precision=precision, epochs=RESUME_EPOCHS, deterministic=True,
-                        dataset="synthetic")
-    straight = saving.train_resumable(spec, tmp_path / "straight", dataset=tiny)
-    steps = math.ceil(len(tiny.x_train) / spec.batch_size)
-    with pytest.raises(RuntimeError, match="injected crash"):
-        saving.train_resumable(spec, tmp_path / "resumed", dataset=tiny,
-                               callbacks=[_CrashAfter(CRASH_IN_EPOCH * steps + 2)])
-    resumed = saving.train_resumable(spec, tmp_path / "resumed", dataset=tiny)
-    assert (straight.resumed_from, resumed.resumed_from) == (0, CRASH_IN_EPOCH)
-    assert straight.epochs_done == resumed.epochs_done == RESUME_EPOCHS
-    assert len(resumed.history["loss"]) == RESUME_EPOCHS - CRASH_IN_EPOCH
-    assert_weights_equal(resumed.model.get_weights(), straight.model.get_weights())
-    assert _same_values(resumed.model.optimizer.variables, straight.model.optimizer.variables)
-    again = saving.train_resumable(spec, tmp_path / "resumed", dataset=tiny)
-    assert again.resumed_from == RESUME_EPOCHS and again.history == {}
-    assert_weights_equal(again.model.get_weights(), straight.model.get_weights())
-
-
-def test_checkpoints_are_numbered_by_epoch_and_pruned(tiny, tmp_path):
-    spec = WorkflowSpec(epochs=RESUME_EPOCHS, dataset="synthetic")
-    saving.train_resumable(spec, tmp_path, dataset=tiny, max_to_keep=2)
-    state = tf.train.get_checkpoint_state(str(tmp_path))
-    assert [Path(p).name for p in state.all_model_checkpoint_paths] == ["ckpt-2", "ckpt-3"]
-
-
-def test_train_resumable_refuses_bad_epochs(tiny, tmp_path):
-    with pytest.raises(ValueError, match="epochs must be a positive int, got 0"):
-        saving.train_resumable(WorkflowSpec(), tmp_path, dataset=tiny, epochs=0)
 
 
 # --------------------------------------------------------------------------- never lose data

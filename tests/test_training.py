@@ -6,6 +6,7 @@ hygiene, known upstream bugs (strict xfail), and bad input.
 """
 
 import json
+import math
 import re
 
 import keras
@@ -13,8 +14,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from kbench import data, models, training
+from kbench import data, fingerprint, loops, models, testing, training
 from kbench import workflows as wf
+from kbench.testing import assert_weights_equal
 from kbench.workflows import WorkflowSpec
 
 # ---------------------------------------------------------------------------
@@ -52,6 +54,10 @@ FULL_DATA_FLOORS = {
 # weights, ~2e-7 on the loss; the tolerance keeps 100x margin and is still far
 # below what a wrong update gives (lr 1e-3 moves weights by ~1e-3).
 XLA_STEP_ATOL = 1e-5
+# Adam's first step moves each weight with a non-zero gradient by just under
+# the learning rate (lr * g / (|g| + epsilon)); measured max 0.99996e-3 at lr
+# 1e-3. Half the learning rate is 50x XLA_STEP_ATOL, and no step is 0.
+FIRST_STEP_MIN_MOVE = WorkflowSpec().learning_rate / 2
 
 
 ACCURACY_FLOORS = {
@@ -78,6 +84,21 @@ def small_mnist():
     return data.load_dataset("mnist_5k", n_train=640, n_test=256)
 
 
+class BatchCounter(keras.callbacks.Callback):
+    """Counts the batches the loop starts: an independent count of its steps.
+
+    ``on_train_batch_begin`` runs in the loop's thread and, unlike a batch-end
+    hook, does not stop ``fit`` from dispatching callbacks asynchronously.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.batches = 0
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.batches += 1
+
+
 class BatchRecorder(keras.callbacks.Callback):
     """Records the running loss after every batch and the weights after every epoch."""
 
@@ -92,12 +113,6 @@ class BatchRecorder(keras.callbacks.Callback):
         self.epoch_weights.append(self.model.get_weights())
 
 
-def assert_weights_equal(actual, expected, atol=0.0):
-    assert len(actual) == len(expected)
-    for a, e in zip(actual, expected):
-        np.testing.assert_allclose(a, e, rtol=0, atol=atol)
-
-
 # --------------------------------------------------------------------------- accuracy
 
 
@@ -105,7 +120,8 @@ def assert_weights_equal(actual, expected, atol=0.0):
 @pytest.mark.parametrize("name", sorted(wf.REFERENCE_WORKFLOWS))
 def test_reference_workflow_reaches_accuracy_floor(name, mnist_5k):
     spec = wf.REFERENCE_WORKFLOWS[name]
-    result = training.train(spec, dataset=mnist_5k)
+    counter = BatchCounter()
+    result = training.train(spec, dataset=mnist_5k, callbacks=[counter])
     floor = accuracy_floor(spec)
     assert result.test_accuracy >= floor, (
         f"{name}: test accuracy {result.test_accuracy:.4f} < floor {floor} "
@@ -113,8 +129,8 @@ def test_reference_workflow_reaches_accuracy_floor(name, mnist_5k):
     if spec.epochs > 1:
         assert result.history["loss"][-1] < result.history["loss"][0]
     assert result.epochs_run == spec.epochs == len(result.history["val_accuracy"])
-    assert result.steps == spec.epochs * int(np.ceil(4000 / spec.batch_size))
-    assert result.samples_seen == spec.epochs * 4000
+    assert result.steps == counter.batches == spec.epochs * math.ceil(4000 / spec.batch_size)
+    assert result.samples_seen == spec.epochs * 4000  # mnist_5k's training split, every epoch
     assert result.wall_time_s > 0
 
 
@@ -136,27 +152,42 @@ def test_full_data_accuracy(dataset_name, family):
 # --------------------------------------------------------------------------- equivalence
 
 
-def _trajectory(spec, dataset, **kwargs):
+def _trajectory(spec, dataset):
+    """Every step's loss and the final weights of a run of ``spec``."""
     recorder = BatchRecorder()
-    result = training.train(spec, dataset=dataset, callbacks=[recorder], validation=False, **kwargs)
+    result = training.train(spec, dataset=dataset, callbacks=[recorder], validation=False)
     return np.array(recorder.losses), result.model.get_weights()
 
 
-def test_fit_and_custom_loop_follow_the_same_trajectory(small_mnist):
+@pytest.fixture(scope="module")
+def trajectory(small_mnist):
+    """``_trajectory`` on small_mnist, once per spec in this module (the equivalence tests
+    share runs; a test that compares two runs of one spec trains the second itself)."""
+    runs = {}
+
+    def get(spec):
+        if spec not in runs:
+            runs[spec] = _trajectory(spec, small_mnist)
+        return runs[spec]
+
+    return get
+
+
+def test_fit_and_custom_loop_follow_the_same_trajectory(trajectory):
     """Same seed, data order and op determinism: bitwise-equal losses and weights on CPU."""
     spec = WorkflowSpec(epochs=1, deterministic=True)
-    fit_losses, fit_weights = _trajectory(spec, small_mnist)
-    custom_losses, custom_weights = _trajectory(spec.replace(loop="custom"), small_mnist)
+    fit_losses, fit_weights = trajectory(spec)
+    custom_losses, custom_weights = trajectory(spec.replace(loop="custom"))
     assert len(fit_losses) == 10
     np.testing.assert_array_equal(custom_losses, fit_losses)
     assert_weights_equal(custom_weights, fit_weights)
 
 
 @pytest.mark.parametrize("family", models.FAMILIES)
-def test_build_styles_train_identically(family, small_mnist):
+def test_build_styles_train_identically(family, trajectory):
     """The three styles get the same initial weights from the seed and train identically."""
-    runs = [_trajectory(WorkflowSpec(family=family, style=style, loop="custom", epochs=1,
-                                     deterministic=True), small_mnist)
+    runs = [trajectory(WorkflowSpec(family=family, style=style, loop="custom", epochs=1,
+                                    deterministic=True))
             for style in models.STYLES]
     for losses, weights in runs[1:]:
         np.testing.assert_array_equal(losses, runs[0][0])
@@ -164,14 +195,15 @@ def test_build_styles_train_identically(family, small_mnist):
 
 
 def _one_step(spec, x, y):
-    """Loss and weights after one step from fixed weights, dropout off (XLA draws other masks)."""
+    """Loss, and the weights before and after one step from fixed weights, dropout off
+    (XLA draws other masks)."""
     keras.utils.set_random_seed(0)
-    model = models.build_model(spec.family, spec.style, dropout=0.0)
-    model = training.build_compiled_model(spec, model)
+    engine = training.prepare(spec, model=models.build_model(spec.family, spec.style, dropout=0.0))
+    before = engine.model.get_weights()
     recorder = BatchRecorder()
-    training.make_loop(model, spec).run(tf.data.Dataset.from_tensors((x, y)), epochs=1,
-                                        callbacks=[recorder])
-    return recorder.losses[0], model.get_weights()
+    with engine.settings():
+        engine.loop.run(tf.data.Dataset.from_tensors((x, y)), epochs=1, callbacks=[recorder])
+    return recorder.losses[0], before, engine.model.get_weights()
 
 
 @pytest.mark.parametrize("loop", wf.LOOPS)
@@ -179,23 +211,24 @@ def test_eager_function_and_xla_take_the_same_first_step(loop, small_mnist):
     x = small_mnist.x_train[:64].astype("float32") / 255.0
     y = small_mnist.y_train[:64].astype("int32")
     steps = {ex: _one_step(WorkflowSpec(loop=loop, execution=ex), x, y) for ex in wf.EXECUTIONS}
-    eager_loss, eager_weights = steps["eager"]
+    eager_loss, initial, eager_weights = steps["eager"]
+    for execution, (_, before, after) in steps.items():
+        assert_weights_equal(before, initial)  # the same starting point
+        moved = max(np.max(np.abs(a - b)) for a, b in zip(after, before))
+        assert moved > FIRST_STEP_MIN_MOVE, f"{execution}: the step must move the weights"
     assert steps["function"][0] == eager_loss
-    assert_weights_equal(steps["function"][1], eager_weights)
+    assert_weights_equal(steps["function"][2], eager_weights)
     assert steps["xla"][0] == pytest.approx(eager_loss, abs=XLA_STEP_ATOL)
-    assert_weights_equal(steps["xla"][1], eager_weights, atol=XLA_STEP_ATOL)
-    initial = models.build_model("mlp", "functional", dropout=0.0).get_weights()
-    moved = max(np.max(np.abs(a - b)) for a, b in zip(eager_weights, initial))
-    assert moved > 100 * XLA_STEP_ATOL, "the step must move the weights beyond the tolerance"
+    assert_weights_equal(steps["xla"][2], eager_weights, atol=XLA_STEP_ATOL)
 
 
 @pytest.mark.parametrize("loop", wf.LOOPS)
 @pytest.mark.parametrize("execution", ["function", "xla"])
-def test_deterministic_runs_are_bitwise_identical(loop, execution, small_mnist):
+def test_deterministic_runs_are_bitwise_identical(loop, execution, trajectory, small_mnist):
     spec = WorkflowSpec(loop=loop, execution=execution, epochs=1, deterministic=True)
     if spec.known_issue:
         pytest.skip(f"refused up front: {spec.known_issue.reference} (see the xfail test below)")
-    first, second = (_trajectory(spec, small_mnist) for _ in range(2))
+    first, second = trajectory(spec), _trajectory(spec, small_mnist)
     np.testing.assert_array_equal(first[0], second[0])
     assert_weights_equal(first[1], second[1])
 
@@ -206,7 +239,7 @@ def test_deterministic_runs_are_bitwise_identical(loop, execution, small_mnist):
 @pytest.fixture(scope="module")
 def tiny():
     """Learnable synthetic data: 4 steps an epoch at batch 64."""
-    return data.load_dataset("synthetic", n_train=256, n_test=128, seed=3)
+    return testing.tiny_dataset(seed=3)
 
 
 def _run_with(loop, tiny, callbacks, epochs=4):
@@ -224,7 +257,7 @@ def test_early_stopping_stops_and_restores_best_weights(loop, tiny):
                                          restore_best_weights=True)
     result, recorder = _run_with(loop, tiny, [stop])
     assert result.epochs_run == 2
-    assert result.steps == 2 * 4 and result.samples_seen == 2 * 256
+    assert result.steps == len(recorder.losses) == 2 * 4 and result.samples_seen == 2 * 256
     assert_weights_equal(result.model.get_weights(), recorder.epoch_weights[0])
     with pytest.raises(AssertionError):
         assert_weights_equal(result.model.get_weights(), recorder.epoch_weights[1])
@@ -330,7 +363,7 @@ def test_mixed_float16_scales_the_loss(loop, tiny):
                             dataset=tiny, validation=False)
     optimizer = result.model.optimizer
     assert isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
-    assert int(optimizer.iterations) == 4
+    assert int(optimizer.iterations) == result.steps == 4  # no step's gradients overflowed
     # The dynamic scale is a variable the traced step reads, not a constant
     # baked in at trace time: change it and the scaled loss follows.
     optimizer.dynamic_scale.assign(8.0)
@@ -338,10 +371,25 @@ def test_mixed_float16_scales_the_loss(loop, tiny):
 
 
 def test_op_determinism_is_restored():
-    assert not training._determinism_enabled()
+    assert not fingerprint.op_determinism_enabled(tf)
     with training.op_determinism(True):
-        assert training._determinism_enabled()
-    assert not training._determinism_enabled()
+        assert fingerprint.op_determinism_enabled(tf)
+    assert not fingerprint.op_determinism_enabled(tf)
+
+
+def test_prepare_builds_under_the_spec_settings_and_the_engine_restores_them():
+    spec = WorkflowSpec(loop="custom", precision="mixed_float16", deterministic=True)
+    engine = training.prepare(spec)
+    assert keras.mixed_precision.global_policy().name == "float32"
+    assert not fingerprint.op_determinism_enabled(tf)
+    assert engine.model.get_layer("dense_hidden").compute_dtype == "float16"
+    assert isinstance(engine.loop, loops.CustomLoop) and engine.loop.model is engine.model
+    assert engine.strategy is tf.distribute.get_strategy()
+    with engine.settings():  # what training needs, e.g. in another thread
+        assert keras.mixed_precision.global_policy().name == "mixed_float16"
+        assert fingerprint.op_determinism_enabled(tf)
+    assert keras.mixed_precision.global_policy().name == "float32"
+    assert not fingerprint.op_determinism_enabled(tf)
 
 
 class _InterruptAt(keras.callbacks.Callback):
@@ -367,6 +415,8 @@ def test_both_loops_resume_where_backup_and_restore_left_off(loop, tiny, tmp_pat
     result = training.train(spec, dataset=tiny, callbacks=[
         keras.callbacks.BackupAndRestore(str(tmp_path)), seen])
     assert result.epochs_run == 1 and epochs_seen == [2]  # epochs 0 and 1 were backed up
+    # The backup restores the optimizer's step count too; only this run's steps count.
+    assert (result.resumed_from, result.epochs_done, result.steps) == (2, 3, 4)
 
 
 # --------------------------------------------------------------------------- known issues
@@ -404,10 +454,33 @@ def test_result_record_is_json_and_consistent(tiny):
     result = training.train(WorkflowSpec(epochs=2, batch_size=100), dataset=tiny)
     record = json.loads(json.dumps(result.to_dict()))
     assert record["spec"]["name"] == "mlp-functional-fit-function-fp32"
+    # 256 examples in batches of 100: 3 steps an epoch, the last of 56 examples.
     assert record["steps"] == 2 * 3 and record["samples_seen"] == 2 * 256
+    assert record["resumed_from"] == 0
     assert set(record["history"]) == {"loss", "accuracy", "val_loss", "val_accuracy"}
     assert record["test_accuracy"] == pytest.approx(record["history"]["val_accuracy"][-1])
     assert "model" not in record
+
+
+class _StopAfterBatch(keras.callbacks.Callback):
+    """Asks the loop to stop after ``batch`` of the first epoch, as TerminateOnNaN would."""
+
+    def __init__(self, batch):
+        super().__init__()
+        self.batch = batch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if batch == self.batch:
+            self.model.stop_training = True
+
+
+def test_steps_and_samples_are_what_ran_not_what_the_epochs_would_take(tiny):
+    # fit honours stop_training at once: 2 of the epoch's 3 steps (batches of 100), 200 examples.
+    counter = BatchCounter()
+    result = training.train(WorkflowSpec(epochs=3, batch_size=100), dataset=tiny,
+                            callbacks=[_StopAfterBatch(1), counter], validation=False)
+    assert (result.epochs_run, result.steps, counter.batches) == (1, 2, 2)
+    assert result.samples_seen == 2 * 100
 
 
 @pytest.mark.parametrize("bad", ["mnist_5k", 0, np.zeros((4, 28, 28))])
@@ -417,12 +490,11 @@ def test_train_rejects_a_dataset_that_is_not_a_dataset(bad):
 
 
 def test_custom_loop_refuses_an_empty_epoch():
-    spec = WorkflowSpec(loop="custom")
-    model = training.build_compiled_model(spec)
+    engine = training.prepare(WorkflowSpec(loop="custom"))
     empty = tf.data.Dataset.from_tensor_slices(
         (np.zeros((0, 28, 28), "float32"), np.zeros((0,), "int32"))).batch(8)
-    with pytest.raises(training.TrainingError, match="yielded no batches"):
-        training.make_loop(model, spec).run(empty, epochs=1)
+    with pytest.raises(loops.TrainingError, match="yielded no batches"):
+        engine.loop.run(empty, epochs=1)
 
 
 def test_bad_labels_are_refused_before_training(tiny):
