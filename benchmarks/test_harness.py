@@ -4,7 +4,7 @@ from kbench import measure
 from kbench.workflows import WorkflowSpec
 
 
-def test_harness_overhead(run_training, record, benchmark, profile, mnist_5k, device, batch_size):
+def test_harness_overhead(run_training, benchmark, profile, mnist_5k, device, batch_size):
     spec = WorkflowSpec(batch_size=batch_size)
     result = run_training(spec, measure.training_input(spec, mnist_5k),
                           comparison=f"harness b{batch_size} {device}", variant="kbench",
@@ -13,6 +13,4 @@ def test_harness_overhead(run_training, record, benchmark, profile, mnist_5k, de
         spec, measure.training_input(spec, mnist_5k), device=device,
         steps=profile.rounds * result.steps_per_round,
         warmup_steps=profile.warmup_rounds * result.steps_per_round)
-    kbench = result.throughput().median
-    benchmark.extra_info.update(bare_fit_samples_per_s=bare, harness_ratio=kbench / bare)
-    record()
+    measure.add_extras(benchmark, bare_fit_samples_per_s=bare)

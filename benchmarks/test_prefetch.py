@@ -10,6 +10,7 @@ reports how much of the possible gain each setting achieved.
 import pytest
 
 from kbench import data, measure
+from kbench.record import BenchmarkRecord
 from kbench.workflows import LOOPS, WorkflowSpec
 
 # Per-sample preprocessing work units. Measured here (2-core CPU, sequential
@@ -46,7 +47,7 @@ def test_compute_only(run_training, mnist_5k, device, batch_size, loop, profile)
                  variant="compute-only", baseline="prefetch=off map=off")
 
 
-def test_input_only(benchmark, record, profile, mnist_5k, batch_size):
+def test_input_only(benchmark, profile, mnist_5k, batch_size):
     """The pipeline alone (tf.data runs on the host, whatever the training device)."""
     spec = WorkflowSpec(batch_size=batch_size)
     iterator = iter(costly_input(spec, mnist_5k))
@@ -54,10 +55,8 @@ def test_input_only(benchmark, record, profile, mnist_5k, batch_size):
     benchmark.group = f"prefetch input b{batch_size}"
     benchmark.pedantic(measure.consume, args=(iterator, steps), rounds=profile.rounds,
                        iterations=1)
-    samples = batch_size * steps
-    benchmark.extra_info.update(
-        suite="prefetch", variant="input-only", batch_size=batch_size, device="host",
-        profile=profile.name, steps_per_round=steps,
-        round_s=list(benchmark.stats.stats.data),
-        samples_per_s=[samples / s for s in benchmark.stats.stats.data])
-    record()
+    round_s = tuple(benchmark.stats.stats.data)
+    measure.write_record(benchmark, BenchmarkRecord(
+        samples_per_s=tuple(batch_size * steps / s for s in round_s), batch_size=batch_size,
+        spec=spec, device="host", steps_per_round=steps, round_s=round_s, profile=profile.name,
+        suite="prefetch", variant="input-only"))

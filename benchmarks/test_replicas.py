@@ -31,4 +31,4 @@ def test_replica_throughput(run_training, mnist_5k, family, batch_size, loop, re
                         batch_size=batch_size)
     run_training(spec, measure.training_input(spec, mnist_5k),
                  comparison=f"replicas {family} {loop} b{batch_size} {_KIND}",
-                 variant=f"{replicas} replica(s)", baseline="1 replica(s)", replicas=replicas)
+                 variant=f"{replicas} replica(s)", baseline="1 replica(s)")

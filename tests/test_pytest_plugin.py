@@ -9,11 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from kbench import results
+from kbench import distribute, profiles, record, results
 
 pytest_plugins = ["pytester"]
 
-REPO = Path(__file__).resolve().parents[1]
+PLUGIN = "kbench.pytest_plugin"
+# How a user's benchmark folder enables the plugin, as benchmarks/conftest.py does.
+PLUGIN_CONFTEST = f"pytest_plugins = [{PLUGIN!r}]\n"
 
 
 def files_under(folder: Path) -> list[Path]:
@@ -23,39 +25,54 @@ def files_under(folder: Path) -> list[Path]:
 
 # --------------------------------------------------------------------------- the benchmark session
 #
-# benchmarks/conftest.py runs in an inner pytest session (pytester) with fake
-# benchmarks that time a no-op: the real hooks, pytest-benchmark and the store,
-# no training.
+# The plugin runs in an inner pytest session (pytester) with fake benchmarks
+# that time a no-op: the real hooks, pytest-benchmark and the store, no training.
 
-CONFTEST = REPO / "benchmarks" / "conftest.py"
 FAKE_BENCHMARKS = """
 import pytest
 
+from kbench import measure, testing
+
 @pytest.mark.parametrize("variant", ["base", "other"])
-def test_fake(benchmark, record, variant):
+def test_fake(benchmark, variant):
     benchmark.pedantic(lambda: None, rounds=3, iterations=1)
-    benchmark.extra_info.update(samples_per_s=[1000.0, 1010.0, 990.0], batch_size=64,
-                                device="/CPU:0", comparison="fake", variant=variant,
-                                baseline="base")
-    record()
+    measure.write_record(benchmark, testing.fake_record(
+        "", [1000.0, 1010.0, 990.0], comparison="fake", variant=variant, baseline="base"))
 """
 
 
 @pytest.fixture(scope="module")
-def conftest_imports():
-    """Imports what the conftest and its hooks use (TensorFlow among it) before any
-    pytester session: pytester drops the modules a session imported first, and
-    TensorFlow's and NumPy's extensions cannot be imported twice in a process."""
-    from kbench import fingerprint, measure, report  # noqa: F401
+def plugin_imports():
+    """Imports what inner sessions use before pytester's first snapshot of
+    sys.modules: pytester drops the modules a test imported, and TensorFlow's and
+    NumPy's extensions cannot be imported twice in a process. Hypothesis is here
+    for time only: each inner session's hypothesis plugin imports it, which takes
+    seconds (asserts rewritten) when it was dropped. The plugin itself is left to
+    each session, which imports it afresh and rewrites its asserts, as pytest does
+    for plugins; hooks in a test's conftest reach it with
+    config.pluginmanager.get_plugin(PLUGIN)."""
+    import hypothesis  # noqa: F401
+
+    from kbench import data, fingerprint, report  # noqa: F401
 
     fingerprint.fingerprint()
 
 
 @pytest.fixture
-def session(conftest_imports, pytester, monkeypatch):
-    """Runs the benchmark conftest on fake benchmarks: session(*args, source=...) -> result."""
+def inner(plugin_imports, pytester, monkeypatch):
+    """pytester, for inner sessions that see none of the plugin's settings in the
+    environment."""
     monkeypatch.delenv(results.STORE_ENV, raising=False)
-    pytester.makeconftest(CONFTEST.read_text())
+    monkeypatch.delenv(profiles.PROFILE_ENV, raising=False)
+    return pytester
+
+
+@pytest.fixture
+def session(inner):
+    """Runs the plugin, enabled by a conftest, on fake benchmarks:
+    session(*args, source=...) -> result."""
+    pytester = inner
+    pytester.makeconftest(PLUGIN_CONFTEST)
 
     def run(*args, source=FAKE_BENCHMARKS):
         pytester.makepyfile(test_fake=textwrap.dedent(source))
@@ -78,13 +95,38 @@ def test_session_stores_its_run_once_with_every_round_and_the_schema(session, py
     assert set(run.results) == {"test_fake[base]", "test_fake[other]"}
     doc = json.loads(path.read_text())
     for bench in doc["benchmarks"]:
-        assert bench["extra_info"][results.SCHEMA_FIELD] == results.RESULT_SCHEMA_VERSION
+        assert bench["extra_info"][record.SCHEMA_FIELD] == record.RECORD_SCHEMA_VERSION
         assert len(bench["stats"]["data"]) == 3  # every round, not only the stats
     assert files_under(pytester.path / ".benchmarks") == []  # pytest-benchmark's own storage
     others = [p for p in pytester.path.rglob("*.json")  # HOME is here: skip .keras/, .cache/
               if p != path and not p.relative_to(pytester.path).parts[0].startswith(".")]
     assert others == []  # no second copy in another layout
     result.stdout.fnmatch_lines([f"Run stored in {path}"])
+
+
+def test_session_summary_prints_each_comparison_group_then_where_the_run_went(session):
+    result = session()
+    result.stdout.fnmatch_lines(["*= kbench summary =*", "fake", "*base*", "*other*other/base*",
+                                 "Run stored in *"])
+
+
+def test_summary_hook_sees_the_run_the_session_stored(session, pytester):
+    # pytest_sessionfinish keeps the document before the terminal reporter calls
+    # pytest_terminal_summary, so the summary can be built from the stored run.
+    pytester.makeconftest(PLUGIN_CONFTEST + textwrap.dedent(f"""
+        from kbench import results
+
+        def pytest_terminal_summary(terminalreporter, config):
+            plugin = config.pluginmanager.get_plugin({PLUGIN!r})
+            state = config.stash[plugin._STATE]
+            run = results.run_from_json(state.document)
+            stored = results.read_run(state.stored)
+            terminalreporter.write_line(
+                f"summary sees {{sorted(run.results)}}, stored {{sorted(stored.results)}}")
+    """))
+    session().stdout.fnmatch_lines([
+        "summary sees ['test_fake[base]', 'test_fake[other]'], "
+        "stored ['test_fake[base]', 'test_fake[other]']"])
 
 
 def test_session_store_option_wins_over_the_environment(session, pytester, monkeypatch):
@@ -112,7 +154,7 @@ def test_session_honours_benchmark_json_and_save_and_still_stores_once(session, 
 def test_stored_run_is_readable_by_pytest_benchmark_compare(session, pytester):
     session("--kbench-store", str(pytester.path / "store")).assert_outcomes(passed=2)
     [path] = stored_files(pytester.path / "store")
-    # Run from the store: the CLI loads ./conftest.py, and this one imports TensorFlow.
+    # Run away from the inner session's conftest.py: the CLI imports ./conftest.py.
     done = subprocess.run([sys.executable, "-m", "pytest_benchmark", "compare", str(path)],
                           cwd=path.parent, capture_output=True, text=True, timeout=120,
                           check=False)
@@ -122,13 +164,14 @@ def test_stored_run_is_readable_by_pytest_benchmark_compare(session, pytester):
 
 def test_a_run_that_cannot_be_stored_fails_the_session_and_says_why(session, pytester):
     result = session("--kbench-store", str(pytester.path / "store"), source="""
-        def test_bad_samples(benchmark, record):
+        def test_bad_samples(benchmark):
             benchmark.pedantic(lambda: None, rounds=3, iterations=1)
-            benchmark.extra_info["samples_per_s"] = "fast"
+            benchmark.extra_info.update(samples_per_s="fast", batch_size=64)  # no record holds it
     """)
     result.assert_outcomes(passed=1)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    result.stdout.fnmatch_lines(["Run NOT stored: *samples_per_s*'fast'*"])
+    result.stdout.fnmatch_lines(["no summary: *samples_per_s*'fast'*",
+                                 "Run NOT stored: *samples_per_s*'fast'*"])
     assert stored_files(pytester.path / "store") == []
 
 
@@ -140,7 +183,99 @@ def test_a_store_that_is_a_file_is_a_usage_error(session, pytester):
     result.stderr.fnmatch_lines([f"*{not_a_folder}*is a file, not a folder*"])
 
 
-def test_a_session_without_benchmarks_stores_nothing(session, pytester):
+def test_a_session_without_benchmarks_stores_and_summarises_nothing(session, pytester):
     result = session("--kbench-store", str(pytester.path / "store"), "-k", "no_such_test")
     assert result.ret == pytest.ExitCode.NO_TESTS_COLLECTED
     assert stored_files(pytester.path / "store") == []
+    result.stdout.no_fnmatch_line("*kbench summary*")
+
+
+# --------------------------------------------------------------------------- options
+
+def test_help_lists_the_options_with_the_profiles_and_the_store_layout(session):
+    result = session("--help")
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines([  # argparse wraps the help text at the terminal's width
+        f"*--kbench-profile={{{','.join(profiles.PROFILES)}}}*",
+        f"*benchmark profile (default: ${profiles.PROFILE_ENV} or*",
+        "*--kbench-store=DIR*",
+        "*DIR/<tf-version>/<machine-key>/<timestamp>.json*",
+    ])
+
+
+def test_an_unknown_profile_is_a_usage_error_naming_the_choices(session):
+    result = session("--kbench-profile", "huge")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--kbench-profile: invalid choice: 'huge'*smoke*"])
+
+
+# --------------------------------------------------------------------------- parametrization, devices
+
+SIZED_BENCHMARK = """
+import pytest
+
+def test_sized(batch_size, family):
+    pass
+
+@pytest.mark.parametrize("family", ["own"])
+def test_own_family(batch_size, family):
+    pass
+"""
+
+
+def collected_ids(result) -> set[str]:
+    return {line.partition("::")[2] for line in result.outlines if "::" in line}
+
+
+def profile_ids(name: str) -> set[str]:
+    """The profile's ids, and a test that parametrizes ``family`` itself keeping its own."""
+    profile = profiles.get_profile(name)
+    return ({f"test_sized[b{b}-{f}]" for b in profile.batch_sizes for f in profile.families}
+            | {f"test_own_family[b{b}-own]" for b in profile.batch_sizes})
+
+
+def test_collection_shows_the_profiles_batch_sizes_and_families(session, monkeypatch):
+    def collected(*args):
+        return collected_ids(session("--collect-only", "-q", *args, source=SIZED_BENCHMARK))
+
+    assert collected() == profile_ids(profiles.DEFAULT_PROFILE)
+    monkeypatch.setenv(profiles.PROFILE_ENV, "full")
+    assert collected() == profile_ids("full")
+    assert collected("--kbench-profile", "smoke") == profile_ids("smoke")  # the option wins
+
+
+DEVICE_BENCHMARK = """
+def test_on(device):
+    assert device in ("/CPU:0", "/GPU:0")
+"""
+
+
+def test_gpu_cases_skip_with_the_reason_where_tensorflow_sees_no_gpu(session, monkeypatch):
+    monkeypatch.setattr(distribute, "gpu_devices", lambda: [])
+    result = session("-rs", source=DEVICE_BENCHMARK)
+    result.assert_outcomes(passed=1, skipped=1)
+    result.stdout.fnmatch_lines(["SKIPPED *no GPU visible to TensorFlow on this machine"])
+
+
+def test_gpu_cases_run_where_tensorflow_sees_a_gpu(session, monkeypatch):
+    monkeypatch.setattr(distribute, "gpu_devices", lambda: ["/device:GPU:0"])
+    session(source=DEVICE_BENCHMARK).assert_outcomes(passed=2)
+
+
+# --------------------------------------------------------------------------- a user's benchmark folder
+
+@pytest.mark.parametrize("enable", ["conftest", "-p"])
+def test_plugin_runs_a_users_own_benchmark_folder(inner, enable):
+    pytester = inner
+    folder = pytester.mkdir("perf")
+    if enable == "conftest":
+        (folder / "conftest.py").write_text(PLUGIN_CONFTEST)
+    (folder / "test_mine.py").write_text(textwrap.dedent(FAKE_BENCHMARKS))
+    store = pytester.path / "store"
+    args = ["-p", PLUGIN] if enable == "-p" else []
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", *args, "perf",
+                                          "--kbench-store", str(store))
+    result.assert_outcomes(passed=2)
+    [path] = stored_files(store)
+    assert set(results.read_run(path).results) == {"test_fake[base]", "test_fake[other]"}
+    result.stdout.fnmatch_lines(["*= kbench summary =*", "fake", f"Run stored in {path}"])
