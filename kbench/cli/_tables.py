@@ -1,0 +1,126 @@
+"""Rich rendering of what the commands print: workflows, training history, matrices, verdicts.
+
+Every number goes through kbench._format; training metrics (accuracy, loss)
+are written with :data:`METRIC_FORMAT`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from kbench import _format, compare, stats, workflows
+from kbench.cli._common import say, warn
+
+# Accuracy and loss, in the per-epoch lines, the history table and the test metrics.
+METRIC_FORMAT = "{:.4f}"
+
+_VERDICT_STYLE = {"faster": "green", "slower": "bold red", "same": "dim"}
+
+
+def metric(value: float) -> str:
+    """A training metric (accuracy, loss) as printed: ``"0.9312"``."""
+    return METRIC_FORMAT.format(float(value))
+
+
+# --------------------------------------------------------------------------- workflows
+
+
+def workflow_table(specs: Sequence[workflows.WorkflowSpec]) -> Table:
+    """One row per workflow, with its epochs if it is a reference workflow."""
+    table = Table(caption=f"{len(specs)} workflow(s)")
+    table.add_column("workflow", no_wrap=True)
+    table.add_column("reference (epochs)")
+    for spec in specs:
+        ref = workflows.REFERENCE_WORKFLOWS.get(spec.name)
+        table.add_row(Text(spec.name), Text(f"yes ({ref.epochs})" if ref else ""))
+    return table
+
+
+def history_table(history: Mapping[str, Sequence[float]]) -> Table:
+    """Epochs x metrics of a training history."""
+    table = Table(title="history")
+    names = sorted(history)
+    table.add_column("epoch", justify="right")
+    for name in names:
+        table.add_column(name, justify="right")
+    for epoch in range(len(history[names[0]]) if names else 0):
+        table.add_row(str(epoch + 1), *(metric(history[n][epoch]) for n in names))
+    return table
+
+
+# --------------------------------------------------------------------------- comparisons
+
+
+def _summary_text(summary: stats.Summary) -> Text:
+    return Text(_format.rate_ci(summary.median, summary.ci_low, summary.ci_high))
+
+
+def _comparison_text(comparison: stats.Comparison | None) -> Text:
+    if comparison is None:
+        return Text("")
+    ratio = _format.ratio(comparison.ratio, comparison.ci_low, comparison.ci_high)
+    return Text.assemble(f"{ratio} ", (comparison.verdict, _VERDICT_STYLE[comparison.verdict]))
+
+
+def _print_runs(console: Console, matrix: compare.Matrix) -> None:
+    """A legend of the run columns, and what differs from the baseline's fingerprint."""
+    for i, run in enumerate(matrix.runs):
+        role = "baseline" if i == matrix.baseline else "run"
+        say(console, f"#{i} {role}: {run.label}  {run.source}")
+    for i, diffs in enumerate(matrix.fingerprint_diffs):
+        if i == matrix.baseline:
+            continue
+        if not diffs:
+            say(console, f"#{i} vs #{matrix.baseline}: same machine and software fingerprint")
+            continue
+        changes = "; ".join(f"{path}: {a!r} -> {b!r}" for path, (a, b) in sorted(diffs.items()))
+        say(console, f"#{i} vs #{matrix.baseline} fingerprint differs: {changes}", "yellow")
+
+
+def matrix_table(matrix: compare.Matrix) -> Table:
+    """Benchmarks x runs: median samples/s [95% CI]; ratio [CI] and verdict vs the baseline."""
+    table = Table(title="samples/s, median [95% CI]; ratio to baseline [95% CI] and verdict",
+                  title_justify="left")
+    table.add_column("benchmark", no_wrap=True)
+    columns = range(len(matrix.runs))
+    others = [i for i in columns if i != matrix.baseline]
+    for i in columns:
+        table.add_column(f"#{i}" + (" (baseline)" if i == matrix.baseline else ""),
+                         justify="right")
+    for i in others:
+        table.add_column(f"#{i} / #{matrix.baseline}", justify="right")
+    for key in matrix.keys:  # Text, not markup: keys hold brackets (test_x[cpu-b64])
+        table.add_row(Text(key),
+                      *(_summary_text(matrix.cell(key, i).summary) for i in columns),
+                      *(_comparison_text(matrix.cell(key, i).comparison) for i in others))
+    geomeans = ["" if matrix.geomean[i] is None else _format.ratio(matrix.geomean[i])
+                for i in others]
+    table.add_section()
+    table.add_row("geometric mean of ratios", *([""] * len(matrix.runs)), *geomeans)
+    return table
+
+
+def print_matrix(console: Console, matrix: compare.Matrix) -> None:
+    """The run legend, the fingerprint differences, the table, then the warnings (stderr)."""
+    _print_runs(console, matrix)
+    console.print(matrix_table(matrix))
+    for warning in matrix.warnings:
+        warn(warning)
+
+
+def print_gate(console: Console, result: compare.GateResult) -> None:
+    """The matrix, then PASS with the allowed slowdowns, or FAIL listing the failures."""
+    print_matrix(console, result.matrix)
+    if not result.failures:
+        allowed = "/".join(_format.share(a, digits=0) for a in sorted(set(result.allowed.values())))
+        console.print(f"[green]PASS[/green]: no benchmark significantly slower than allowed "
+                      f"({allowed})")
+        return
+    console.print(f"[bold red]FAIL[/bold red]: {len(result.failures)} benchmark(s) "
+                  "significantly slower than allowed:")
+    for failure in result.failures:
+        say(console, f"  {failure}")

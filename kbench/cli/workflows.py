@@ -1,0 +1,123 @@
+"""``kbench list``, ``env`` and ``run``: the workflows, this machine, one training run."""
+
+from __future__ import annotations
+
+import enum
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from kbench import _format, fingerprint, workflows
+from kbench.cli._common import CliError, bad_input, console, positive_int, say
+from kbench.cli._progress import keras_progress, progress_bar
+from kbench.cli._tables import history_table, metric, workflow_table
+
+
+def _str_enum(name: str, values: Sequence[str]) -> type[enum.Enum]:
+    """An Enum whose values are ``values``: typer shows them as choices and rejects others."""
+    return enum.Enum(name, [(v, v) for v in values], type=str)
+
+
+Family = _str_enum("Family", workflows.FAMILIES)
+Style = _str_enum("Style", workflows.STYLES)
+Loop = _str_enum("Loop", workflows.LOOPS)
+Execution = _str_enum("Execution", workflows.EXECUTIONS)
+# Precision by its tag in workflow names (fp32) or its Keras policy name (float32).
+Precision = _str_enum("Precision", (*workflows.PRECISION_BY_TAG, *workflows.PRECISIONS))
+DatasetName = _str_enum("DatasetName", workflows.DATASETS)
+
+
+def _values(chosen: Sequence[enum.Enum] | None) -> tuple[str, ...] | None:
+    return tuple(c.value for c in chosen) if chosen else None
+
+
+def list_workflows(
+    family: Annotated[Optional[list[Family]],
+                      typer.Option(help="model family (repeatable)")] = None,
+    style: Annotated[Optional[list[Style]], typer.Option(help="build style (repeatable)")] = None,
+    loop: Annotated[Optional[list[Loop]], typer.Option(help="training loop (repeatable)")] = None,
+    execution: Annotated[Optional[list[Execution]],
+                         typer.Option(help="eager, tf.function or XLA (repeatable)")] = None,
+    precision: Annotated[Optional[list[Precision]],
+                         typer.Option(help="tag or policy name (repeatable)")] = None,
+    reference: Annotated[bool, typer.Option(
+        "--reference", help="only the reference workflows the accuracy suite trains")] = False,
+    names_only: Annotated[bool, typer.Option(
+        "--names", help="print names only, one a line")] = False,
+) -> None:
+    """List workflows (every combination, or the reference ones), filtered by field."""
+    specs = tuple(workflows.REFERENCE_WORKFLOWS.values()) if reference else workflows.full_matrix()
+    filters = {"family": _values(family), "style": _values(style), "loop": _values(loop),
+               "execution": _values(execution),
+               "precision": tuple(workflows.PRECISION_BY_TAG.get(p, p)
+                                  for p in _values(precision) or ())}
+    specs = workflows.select(specs, **{k: v for k, v in filters.items() if v})
+    out = console()
+    if not names_only:
+        out.print(workflow_table(specs))
+        return
+    for spec in specs:
+        say(out, spec.name)
+
+
+def env(
+    as_json: Annotated[bool, typer.Option("--json", help="the whole fingerprint as JSON")] = False,
+) -> None:
+    """Show this machine's fingerprint: software, CPU, threads, GPUs, environment."""
+    fp = fingerprint.fingerprint()
+    if as_json:
+        typer.echo(json.dumps(fp, indent=2, sort_keys=True))
+        return
+    out = console()
+    for line in fingerprint.describe(fp):
+        say(out, line)
+
+
+def run(
+    workflow: Annotated[str, typer.Argument(
+        help="a workflow name, e.g. mlp-functional-custom-xla-fp32 (see kbench list)")],
+    epochs: Annotated[Optional[int], typer.Option(
+        parser=positive_int, help="override the epochs")] = None,
+    dataset: Annotated[Optional[DatasetName], typer.Option(help="override the dataset")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(
+        parser=positive_int, help="override the batch size")] = None,
+    tensorboard: Annotated[Optional[Path], typer.Option(
+        help="also log to this TensorBoard log dir (keras.callbacks.TensorBoard)")] = None,
+) -> None:
+    """Train a workflow once and print its metrics."""
+    overrides = {"epochs": epochs, "dataset": dataset.value if dataset else None,
+                 "batch_size": batch_size}
+    with bad_input(workflows.WorkflowError):
+        spec = workflows.get_workflow(workflow, **{k: v for k, v in overrides.items()
+                                                   if v is not None})
+    if tensorboard is not None and tensorboard.exists() and not tensorboard.is_dir():
+        raise CliError(f"--tensorboard must be a folder, got the file {str(tensorboard)!r}")
+    import keras
+
+    from kbench import data, training  # import TensorFlow
+
+    out = console()
+    say(out, f"training {spec.name} on {spec.dataset}: {spec.epochs} epoch(s), "
+             f"batch size {spec.batch_size}, {spec.optimizer} lr {spec.learning_rate:g}, "
+             f"seed {spec.seed}")
+    progress = progress_bar(out, "loss")
+    callbacks = [keras_progress(progress)]
+    if tensorboard is not None:
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(tensorboard)))
+    with bad_input(workflows.UpstreamBugError, data.DatasetError), progress:
+        result = training.train(spec, callbacks=callbacks)
+    out.print(history_table(result.history))
+    rate = result.samples_seen / result.wall_time_s if result.wall_time_s > 0 else math.nan
+    for line in (f"test_accuracy {metric(result.test_accuracy)}",
+                 f"test_loss {metric(result.test_loss)}",
+                 f"epochs_run {result.epochs_run}", f"steps {result.steps}",
+                 f"wall_time {_format.seconds(result.wall_time_s)}",
+                 f"samples_per_s {_format.rate(rate)} (over wall_time: with tracing and "
+                 "validation)"):
+        say(out, line)
+    if tensorboard is not None:
+        say(out, f"TensorBoard logs: {tensorboard}")
