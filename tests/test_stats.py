@@ -285,3 +285,30 @@ def test_n_resamples_must_be_positive_int():
 def test_importing_stats_does_not_import_tensorflow():
     code = "import sys, kbench.stats; assert 'tensorflow' not in sys.modules, 'tf imported'"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+# --------------------------------------------------------------------------- paired ratios
+
+
+def test_paired_ratio_cancels_drift_that_hits_both_sides_of_a_pair():
+    rng = np.random.default_rng(3)
+    drift = np.exp(np.linspace(0, 1, 40))  # the machine gets 2.7x faster over the session
+    base = 1000 * drift * (1 + 0.01 * rng.standard_normal(40))
+    cand = 1050 * drift * (1 + 0.01 * rng.standard_normal(40))
+    paired = stats.paired_ratio_ci(cand, base, n_resamples=FAST_RESAMPLES)
+    unpaired = stats.ratio_ci(cand, base, n_resamples=FAST_RESAMPLES)
+    assert paired[1] <= paired[0] <= paired[2]
+    assert paired[1] < 1.05 < paired[2] and paired[1] > 1.03  # within a percent or two
+    assert (paired[2] - paired[1]) < (unpaired[2] - unpaired[1]) / 5
+
+
+def test_paired_ratio_is_the_geometric_mean_of_pair_ratios():
+    ratio, low, high = stats.paired_ratio_ci([2.0, 8.0], [1.0, 2.0], n_resamples=FAST_RESAMPLES)
+    assert ratio == pytest.approx(np.sqrt(2.0 * 4.0))
+    assert stats.paired_ratio_ci([3.0], [1.5]) == (2.0, 2.0, 2.0)
+
+
+def test_paired_samples_must_pair():
+    with pytest.raises(ValueError, match="same length, got 2 numerator and 3 denominator"):
+        stats.paired_ratio_ci([1.0, 2.0], [1.0, 2.0, 3.0])
+    assert_value_error_quotes(stats.paired_ratio_ci, "-1.0", [1.0, -1.0], [1.0, 1.0])
