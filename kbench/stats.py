@@ -218,6 +218,14 @@ def bootstrap_ci(
     return _percentile_interval(_resampled_statistic(x, statistic, n_resamples, rng), confidence)
 
 
+def _ratio_samples(numerator_samples, denominator_samples, confidence, n_resamples
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    num = _as_sample(numerator_samples, "numerator_samples", positive=True)
+    den = _as_sample(denominator_samples, "denominator_samples", positive=True)
+    _check_bootstrap_args(confidence, n_resamples)
+    return num, den
+
+
 def ratio_ci(
     numerator_samples,
     denominator_samples,
@@ -231,9 +239,7 @@ def ratio_ci(
     Returns:
         ``(ratio, low, high)``, e.g. custom/fit throughput ``(1.02, 0.99, 1.05)``.
     """
-    num = _as_sample(numerator_samples, "numerator_samples", positive=True)
-    den = _as_sample(denominator_samples, "denominator_samples", positive=True)
-    _check_bootstrap_args(confidence, n_resamples)
+    num, den = _ratio_samples(numerator_samples, denominator_samples, confidence, n_resamples)
     ratio = float(np.median(num) / np.median(den))
     rng = np.random.default_rng(seed)
     num_medians = _resampled_statistic(num, np.median, n_resamples, rng)
@@ -260,12 +266,10 @@ def paired_ratio_ci(
     Returns:
         ``(ratio, low, high)``.
     """
-    num = _as_sample(numerator_samples, "numerator_samples", positive=True)
-    den = _as_sample(denominator_samples, "denominator_samples", positive=True)
+    num, den = _ratio_samples(numerator_samples, denominator_samples, confidence, n_resamples)
     if num.size != den.size:
         raise ValueError(f"paired samples must have the same length, got {num.size} "
                          f"numerator and {den.size} denominator values")
-    _check_bootstrap_args(confidence, n_resamples)
     logs = np.log(num / den)
     ratio = float(np.exp(np.mean(logs)))
     if logs.size == 1:
