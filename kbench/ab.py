@@ -199,8 +199,8 @@ def pool_runs(runs: Sequence[results.Run], *, source: str = "",
     benchmark keeps the first run's record (so per-run values such as
     startup_s and step_latency_s are the first run's), with ``round_s``
     concatenated, ``samples_per_s`` the session medians (by session) or every
-    round (by round), and ``pooling`` naming the sources, the unit and every
-    pooled round.
+    round (by round), ``pooling`` naming the sources, the unit and every
+    pooled round, and ``invalid`` set if any pooled session's record was.
 
     Raises:
         ResultsError: no runs, or runs that cannot be pooled (naming the difference).
@@ -221,6 +221,8 @@ def pool_runs(runs: Sequence[results.Run], *, source: str = "",
             statistics.median(r.samples_per_s) for r in records)
         pooled[key] = first.replace(
             samples_per_s=samples, round_s=tuple(v for r in records for v in r.round_s),
+            invalid=next((f"{run.source or run.label}: {r.invalid}"
+                          for run, r in zip(runs, records) if r.invalid), None),
             pooling=record.Pooling(sources=sources, unit=unit, round_samples_per_s=rounds))
     return results.Run(datetime=runs[0].datetime, fingerprint=runs[0].fingerprint,
                        results=pooled, source=source)

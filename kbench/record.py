@@ -32,6 +32,10 @@ from kbench.workflows import WorkflowError, WorkflowSpec
 #     numbers move under "extras"; A/B pooling under "pooling" (sources, unit,
 #     round_samples_per_s). The spec carries every WorkflowSpec field
 #     (strategy, replicas); a version 1 spec without them takes the defaults.
+#     loss_start/loss_end (warm-up vs last round) give way to round_loss (each
+#     measured round's mean loss) and invalid (why the benchmark does not count,
+#     e.g. the model did not learn while timed); a v1 record keeps its two
+#     losses among its extras.
 RECORD_SCHEMA_VERSION = 2
 SUPPORTED_RECORD_SCHEMA_VERSIONS = (1, 2)
 SCHEMA_FIELD = "kbench_schema"
@@ -140,7 +144,9 @@ class BenchmarkRecord:
         startup_s: from the run's start to the end of its first step.
         warmup_s: duration of the unmeasured warm-up rounds.
         step_latency_s: per-step latency percentiles.
-        loss_start, loss_end: mean loss of the first warm-up and last measured round.
+        round_loss: the mean training loss of each measured round.
+        invalid: why this benchmark does not count (e.g. the model did not learn
+            while timed), or None; comparisons refuse an invalid record.
         flops_per_sample: approximate training FLOPs per example.
         peak_flops: the device's probed matmul FLOP/s.
         profile: the benchmark profile.
@@ -164,8 +170,8 @@ class BenchmarkRecord:
     startup_s: float | None = None
     warmup_s: float | None = None
     step_latency_s: Latencies | None = None
-    loss_start: float | None = None
-    loss_end: float | None = None
+    round_loss: tuple[float, ...] = ()
+    invalid: str | None = None
     flops_per_sample: int | None = None
     peak_flops: float | None = None
     profile: str | None = None
@@ -189,11 +195,14 @@ class BenchmarkRecord:
             if getattr(self, name) is not None:
                 _validate.check_int(name, getattr(self, name), minimum=minimum,
                                     error=RecordError, where=where)
-        for name in ("startup_s", "warmup_s", "loss_start", "loss_end", "peak_flops"):
+        set_("round_loss", tuple(_validate.check_number("round_loss", v, error=RecordError,
+                                                        where=where) for v in self.round_loss))
+        for name in ("startup_s", "warmup_s", "peak_flops"):
             if getattr(self, name) is not None:
                 set_(name, _validate.check_number(name, getattr(self, name), error=RecordError,
                                                   where=where))
-        for name in ("device", "profile", "suite", "comparison", "variant", "baseline", "group"):
+        for name in ("device", "profile", "suite", "comparison", "variant", "baseline", "group",
+                     "invalid"):
             if getattr(self, name) is not None:
                 _validate.check_str(name, getattr(self, name), error=RecordError, where=where)
         self._check_types(where)

@@ -228,3 +228,14 @@ def test_five_pairs_make_a_slowdown_detectable_that_fewer_cannot_show(project):
     assert pooled.exit_code == 1
     assert {f.key for f in pooled.failures} == set(KEYS)
     assert all(f.ratio == pytest.approx(0.8, rel=0.05) for f in pooled.failures)
+
+
+def test_one_invalid_session_makes_the_pooled_side_invalid_and_the_gate_refuse_it():
+    good = stored_run({KEYS[0]: [1.0, 2.0]}, "2026-11-23T12:00:01+00:00")
+    frozen = stored_run({KEYS[0]: [3.0, 4.0]}, "2026-11-23T12:00:02+00:00",
+                        per_key={KEYS[0]: {"invalid": "did not learn while timed"}})
+    pooled = ab.pool_runs([good, frozen], source="B")
+    assert pooled.results[KEYS[0]].invalid == f"{frozen.source}: did not learn while timed"
+    baseline = ab.pool_runs([good, good], source="A")
+    with pytest.raises(compare.ComparisonError, match="invalid benchmark"):
+        compare.gate(baseline, pooled)

@@ -605,3 +605,15 @@ def test_check_result_status_is_validated():
                        lambda: compare.CheckResult(check, "ok", 1.0, 1.0, 1.0), "'ok'")
     assert_error_names(ComparisonError,
                        lambda: compare.CheckResult(check, "passed", None, None, None), "passed")
+
+
+@pytest.mark.parametrize("side", [0, 1])
+def test_an_invalid_benchmark_is_refused_as_baseline_or_candidate(side):
+    runs = list(scaled_runs({}))
+    reason = "mlp-functional-fit-function-fp32 did not learn while timed"
+    runs[side] = make_run({k: draw(i) for i, k in enumerate(KEYS)}, source="frozen.json",
+                          extra={KEYS[1]: {"invalid": reason}})
+    for call in (lambda: compare.compare_runs(runs), lambda: compare.gate(*runs)):
+        assert_error_names(ComparisonError, call, f"run {side} (frozen.json)",
+                           "1 invalid benchmark(s)", "cannot be a baseline or a candidate",
+                           f"{KEYS[1]!r}: {reason}")

@@ -1,5 +1,7 @@
 """Tests for kbench.measure: the steady-state run, its record, inputs, the bare-fit reference."""
 
+import itertools
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -34,6 +36,28 @@ def _run_rounds(spec, train_data, prof, **kwargs):
 
 
 @pytest.mark.parametrize("loop", LOOPS)
+def test_every_round_ends_with_a_device_sync_before_its_clock_read(loop, tiny, monkeypatch):
+    """Asynchronous device work must be inside the round it belongs to."""
+    events, ticks = [], itertools.count()
+
+    def clock():
+        events.append(("clock", next(ticks)))
+        return float(events[-1][1])
+
+    monkeypatch.setattr(measure, "sync_devices", lambda: events.append(("sync",)))
+    spec = WorkflowSpec(loop=loop, batch_size=32)
+    with measure.SteadyStateRun(spec, _input(spec, tiny), profile(), timer=clock) as run:
+        run.warm_up()
+        for _ in range(3):
+            run.next_round()
+    ends = [r["end"] for r in run.probe.rounds]
+    assert len(ends) == 4  # the warm-up round and three measured ones
+    for end in ends:
+        at = events.index(("clock", int(end)))
+        assert events[at - 1] == ("sync",), f"round end read at tick {end} without a sync first"
+
+
+@pytest.mark.parametrize("loop", LOOPS)
 def test_steady_state_run_times_rounds_and_steps(loop, tiny):
     spec = WorkflowSpec(loop=loop, batch_size=32)
     result = _run_rounds(spec, _input(spec, tiny), profile(), timer=testing.counting_timer())
@@ -45,7 +69,7 @@ def test_steady_state_run_times_rounds_and_steps(loop, tiny):
     assert result.samples_per_s == (32 * 4 / 5.0,) * 3
     assert result.step_s == (1.0,) * 12
     assert result.flops_per_sample == 3 * MLP_FORWARD_FLOPS
-    assert np.isfinite(result.loss_start) and np.isfinite(result.loss_end)
+    assert len(result.round_loss) == 3 and np.all(np.isfinite(result.round_loss))
 
 
 def test_rounds_are_lengthened_to_the_profile_round_time(tiny):
@@ -82,9 +106,28 @@ def test_measurement_record_has_every_field(tiny):
     assert (rec.comparison, rec.variant, rec.profile) == ("c", "v", "test")
 
 
-def test_training_learns_while_measured(tiny):
-    spec = WorkflowSpec(batch_size=32)
-    assert measure.measure(spec, _input(spec, tiny), profile(rounds=4, steps=8)).loss_fell
+@pytest.mark.parametrize("loop", LOOPS)
+def test_a_learning_model_passes_the_learning_check(loop, tiny):
+    spec = WorkflowSpec(loop=loop, batch_size=32)
+    result = measure.measure(spec, _input(spec, tiny), profile(rounds=4, steps=8))
+    assert result.loss_drop >= measure.LEARNING_MIN_DROP
+    assert result.learning_failure() is None and result.record().invalid is None
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_a_frozen_model_fails_the_learning_check_and_its_record_says_so(loop, tiny):
+    spec = WorkflowSpec(loop=loop, batch_size=32)
+    run = measure.SteadyStateRun(spec, _input(spec, tiny), profile(rounds=4, steps=8))
+    run.model.optimizer.learning_rate.assign(0.0)  # before the run's thread starts
+    with run:
+        run.warm_up()
+        for _ in range(4):
+            run.next_round()
+    result = run.measurement()
+    assert abs(result.loss_drop) < measure.LEARNING_MIN_DROP
+    failure = result.learning_failure()
+    assert failure is not None and f"{spec.name} did not learn while timed" in failure
+    assert result.record().invalid == failure
 
 
 def test_running_out_of_input_is_an_error_not_a_short_round(tiny):

@@ -20,7 +20,7 @@ def full_record(**changes) -> BenchmarkRecord:
     fields = dict(samples_per_s=(1000.0, 1100.0, 900.0), batch_size=32,
                   spec=WorkflowSpec(family="cnn", loop="custom", batch_size=32), device="/CPU:0",
                   steps_per_round=20, round_s=(0.64, 0.58, 0.71), startup_s=1.5, warmup_s=0.6,
-                  step_latency_s=Latencies(0.03, 0.04, 0.05), loss_start=2.3, loss_end=1.1,
+                  step_latency_s=Latencies(0.03, 0.04, 0.05), round_loss=(2.3, 1.7, 1.1),
                   flops_per_sample=1000, peak_flops=1e11, profile="default", suite="loops",
                   comparison="loop cnn b32 /CPU:0", variant="custom", baseline="fit",
                   extras={"bare_fit_samples_per_s": 1050.0, "note": "x"},
@@ -67,6 +67,8 @@ def test_a_version_1_record_keeps_suite_numbers_and_pooling():
     rec = BenchmarkRecord.from_extra_info(v1)
     assert rec.schema_version == 1 and rec.spec is None
     assert dict(rec.extras) == {"bare_fit_samples_per_s": 900.0, "harness_ratio": 1.01}
+    old = BenchmarkRecord.from_extra_info({**v1, "loss_start": 2.3, "loss_end": 0.9})
+    assert (old.extras["loss_start"], old.extras["loss_end"], old.round_loss) == (2.3, 0.9, ())
     assert rec.pooling == Pooling(("a", "b"), "session", (1.0, 2.0, 3.0, 4.0))
 
 
@@ -79,6 +81,8 @@ def test_a_version_1_record_keeps_suite_numbers_and_pooling():
     ({"batch_size": True}, "got True"),
     ({"steps_per_round": 0}, "steps_per_round must be a positive int, got 0"),
     ({"startup_s": float("nan")}, "startup_s must be a finite number, got nan"),
+    ({"round_loss": (1.0, float("inf"))}, "round_loss must be a finite number, got inf"),
+    ({"invalid": ""}, "invalid must be a non-empty str, got ''"),
     ({"device": ""}, "device must be a non-empty str, got ''"),
     ({"spec": {"family": "mlp"}}, "spec must be a WorkflowSpec or None"),
     ({"step_latency_s": {"p50": 1}}, "step_latency_s must be a Latencies or None"),

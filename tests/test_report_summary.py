@@ -112,3 +112,9 @@ def test_harness_overhead_line(bare, verdict):
                  extras={"bare_fit_samples_per_s": bare})
     text = "\n".join(summary([rec]))
     assert f"= {10_000 / bare:.3f}x ({verdict}" in text
+
+
+def test_an_invalid_benchmark_is_called_out_with_its_reason():
+    text = "\n".join(summary([record("function", 10_000),
+                              record("xla", 9_000, invalid="xla did not learn while timed")]))
+    assert "! INVALID, compare and gate refuse it: xla did not learn while timed" in text

@@ -111,6 +111,15 @@ def _check_runs(runs, baseline) -> tuple[Run, ...]:
             raise ComparisonError(f"runs[{i}] must be a kbench.results.Run, got {run!r:.80}")
     _validate.check_int("baseline", baseline, minimum=0, maximum=len(runs) - 1,
                         error=ComparisonError, where=f"an index into the {len(runs)} runs")
+    for i, run in enumerate(runs):
+        invalid = [f"{key!r}: {record.invalid}" for key, record in run.results.items()
+                   if record.invalid]
+        if invalid:
+            raise ComparisonError(
+                f"{run_name(i, run)} holds {len(invalid)} invalid benchmark(s), which cannot be "
+                f"a baseline or a candidate: {'; '.join(invalid[:LISTED_KEYS])}"
+                + (f"; ... and {len(invalid) - LISTED_KEYS} more" if len(invalid) > LISTED_KEYS
+                   else ""))
     if not runs[baseline].results:
         raise ComparisonError(
             f"nothing to compare: {run_name(baseline, runs[baseline])} has no kbench benchmarks")

@@ -155,6 +155,8 @@ def _group_lines(group: compare.Group, run: Run, fp: Mapping) -> list[str]:
     lines += [_harness_line(m.record) for m in group.members
               if "bare_fit_samples_per_s" in m.record.extras]
     for member in group.members:
+        if member.record.invalid:
+            lines.append(f"  ! INVALID, compare and gate refuse it: {member.record.invalid}")
         lines += [f"  ! {d.message(member, fp)}" for d in DIAGNOSTICS if d.applies(member, fp)]
     first = group.members[0].record
     if first.suite == "prefetch":
