@@ -37,7 +37,7 @@ import numpy as np
 import tensorflow as tf
 
 from kbench import data as kdata
-from kbench import _format, models, stats, training
+from kbench import _format, models, stats, telemetry, training
 from kbench._validate import check_positive_int
 from kbench.distribute import sync_devices
 from kbench.flops import training_flops_per_sample
@@ -94,9 +94,11 @@ class _RoundProbe(keras.callbacks.Callback):
 
     async_safe = True
 
-    def __init__(self, timer: Callable[[], float], timeout_s: float):
+    def __init__(self, timer: Callable[[], float], timeout_s: float,
+                 stopwatch: telemetry.Stopwatch | None = None):
         super().__init__()
         self.timer, self.timeout_s = timer, timeout_s
+        self.stopwatch = stopwatch or telemetry.Stopwatch()
         self.go = threading.Semaphore(0)
         self.finished: queue.SimpleQueue = queue.SimpleQueue()
         self.run_start = None
@@ -105,7 +107,8 @@ class _RoundProbe(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         if not self.go.acquire(timeout=self.timeout_s):
             raise MeasurementError(f"no round was requested within {self.timeout_s} s")
-        self.rounds.append({"start": self.timer(), "steps": {}})
+        watch = self.stopwatch.start()
+        self.rounds.append({"start": self.timer(), "steps": {}, "watch": watch})
 
     def on_train_batch_end(self, batch, logs=None):
         loss = float(logs["loss"])  # waits for this step's loss
@@ -114,6 +117,7 @@ class _RoundProbe(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         sync_devices()
         self.rounds[-1]["end"] = self.timer()
+        self.rounds[-1]["noise"] = self.stopwatch.stop(self.rounds[-1]["watch"])
         self.finished.put(("round", len(self.rounds)))
 
     @staticmethod
@@ -141,6 +145,7 @@ class Measurement:
         round_s: duration of each measured round, device synced.
         step_s: duration of every measured step.
         round_loss: the mean training loss of each measured round.
+        round_noise: each measured round's telemetry (process CPU time, steal).
         flops_per_sample: approximate training FLOPs per example.
     """
 
@@ -153,6 +158,7 @@ class Measurement:
     round_s: tuple[float, ...]
     step_s: tuple[float, ...]
     round_loss: tuple[float, ...]
+    round_noise: tuple[telemetry.RoundNoise, ...]
     flops_per_sample: int
 
     @property
@@ -186,7 +192,8 @@ class Measurement:
             device=self.device, steps_per_round=self.steps_per_round, round_s=self.round_s,
             startup_s=self.startup_s, warmup_s=self.warmup_s,
             step_latency_s=Latencies(**stats.percentiles(self.step_s, (50, 90, 99))),
-            round_loss=self.round_loss, invalid=self.learning_failure(),
+            round_loss=self.round_loss, round_noise=self.round_noise,
+            invalid=self.learning_failure(),
             flops_per_sample=self.flops_per_sample, peak_flops=peak_flops, profile=profile,
             suite=suite, comparison=comparison, variant=variant, baseline=baseline,
             extras=extras or {})
@@ -312,6 +319,7 @@ class SteadyStateRun:
             step_s=tuple(s for r in measured
                          for s in np.diff([r["start"], *probe.step_ends(r)])),
             round_loss=tuple(float(probe.round_loss(r)) for r in measured),
+            round_noise=tuple(r["noise"] for r in measured),
             flops_per_sample=self.flops_per_sample,
         )
 

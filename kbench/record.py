@@ -17,6 +17,7 @@ from types import MappingProxyType
 from typing import Any
 
 from kbench import _validate, stats
+from kbench.telemetry import RoundNoise
 from kbench.workflows import WorkflowError, WorkflowSpec
 
 # Version of kbench's fields in a benchmark's extra_info ("kbench_schema").
@@ -35,7 +36,8 @@ from kbench.workflows import WorkflowError, WorkflowSpec
 #     loss_start/loss_end (warm-up vs last round) give way to round_loss (each
 #     measured round's mean loss) and invalid (why the benchmark does not count,
 #     e.g. the model did not learn while timed); a v1 record keeps its two
-#     losses among its extras.
+#     losses among its extras. round_noise: each measured round's wall and
+#     process CPU time and CPU steal (kbench.telemetry).
 RECORD_SCHEMA_VERSION = 2
 SUPPORTED_RECORD_SCHEMA_VERSIONS = (1, 2)
 SCHEMA_FIELD = "kbench_schema"
@@ -145,6 +147,8 @@ class BenchmarkRecord:
         warmup_s: duration of the unmeasured warm-up rounds.
         step_latency_s: per-step latency percentiles.
         round_loss: the mean training loss of each measured round.
+        round_noise: each measured round's telemetry: wall and process CPU
+            time, and the share of the machine's CPU stolen (kbench.telemetry).
         invalid: why this benchmark does not count (e.g. the model did not learn
             while timed), or None; comparisons refuse an invalid record.
         flops_per_sample: approximate training FLOPs per example.
@@ -171,6 +175,7 @@ class BenchmarkRecord:
     warmup_s: float | None = None
     step_latency_s: Latencies | None = None
     round_loss: tuple[float, ...] = ()
+    round_noise: tuple[RoundNoise, ...] = ()
     invalid: str | None = None
     flops_per_sample: int | None = None
     peak_flops: float | None = None
@@ -205,6 +210,10 @@ class BenchmarkRecord:
                      "invalid"):
             if getattr(self, name) is not None:
                 _validate.check_str(name, getattr(self, name), error=RecordError, where=where)
+        set_("round_noise", tuple(self.round_noise))
+        if not all(isinstance(n, RoundNoise) for n in self.round_noise):
+            raise RecordError(f"{where}: round_noise must hold kbench.telemetry.RoundNoise "
+                              f"records, got {self.round_noise!r:.120}")
         self._check_types(where)
         set_("extras", MappingProxyType(dict(self.extras)))
         _validate.check_version("schema_version", self.schema_version,
@@ -277,7 +286,7 @@ class BenchmarkRecord:
             if hasattr(value, "to_dict"):
                 value = value.to_dict()
             elif isinstance(value, tuple):
-                value = list(value)
+                value = [v.to_dict() if hasattr(v, "to_dict") else v for v in value]
             elif isinstance(value, Mapping):
                 value = dict(value)
             out[f.name] = value
@@ -317,6 +326,8 @@ class BenchmarkRecord:
             fields["step_latency_s"] = Latencies.from_dict(fields["step_latency_s"], where)
         if fields.get("pooling") is not None:
             fields["pooling"] = _pooling_from(fields["pooling"], where)
+        if "round_noise" in fields:
+            fields["round_noise"] = _noise_from(fields["round_noise"], where)
         return cls(**fields, key=key, group=group, schema_version=version)
 
 
@@ -331,6 +342,15 @@ def _pooling_from(value: Any, where: str) -> Pooling:
         return Pooling(**value)
     except (TypeError, RecordError) as err:
         raise RecordError(f"{where}: bad pooling {dict(value)!r:.120}: {err}") from None
+
+
+def _noise_from(value: Any, where: str) -> tuple[RoundNoise, ...]:
+    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
+        raise RecordError(f"{where}: round_noise must be a list of objects, got {value!r:.80}")
+    try:
+        return tuple(RoundNoise(**item) for item in value)
+    except (TypeError, ValueError) as err:
+        raise RecordError(f"{where}: bad round_noise {value!r:.120}: {err}") from None
 
 
 def _v1_fields(fields: dict) -> dict:

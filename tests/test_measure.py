@@ -104,6 +104,8 @@ def test_measurement_record_has_every_field(tiny):
     assert rec.mfu == pytest.approx(rec.achieved_flops / 1e9)
     assert rec.achieved_flops == pytest.approx(rec.throughput.median * 3 * MLP_FORWARD_FLOPS)
     assert (rec.comparison, rec.variant, rec.profile) == ("c", "v", "test")
+    assert len(rec.round_noise) == 3 and all(n.wall_s > 0 for n in rec.round_noise)
+    assert all(n.steal is None or 0 <= n.steal <= 1 for n in rec.round_noise)
 
 
 @pytest.mark.parametrize("loop", LOOPS)

@@ -8,6 +8,7 @@ import pytest
 
 from kbench import record, testing
 from kbench.record import BenchmarkRecord, Latencies, Pooling, RecordError
+from kbench.telemetry import RoundNoise
 from kbench.workflows import WorkflowSpec
 
 REPO = Path(__file__).resolve().parents[1]
@@ -21,6 +22,8 @@ def full_record(**changes) -> BenchmarkRecord:
                   spec=WorkflowSpec(family="cnn", loop="custom", batch_size=32), device="/CPU:0",
                   steps_per_round=20, round_s=(0.64, 0.58, 0.71), startup_s=1.5, warmup_s=0.6,
                   step_latency_s=Latencies(0.03, 0.04, 0.05), round_loss=(2.3, 1.7, 1.1),
+                  round_noise=(RoundNoise(0.65, 1.2, 0.01), RoundNoise(0.59, 1.1, None),
+                               RoundNoise(0.72, 1.0, 0.3)),
                   flops_per_sample=1000, peak_flops=1e11, profile="default", suite="loops",
                   comparison="loop cnn b32 /CPU:0", variant="custom", baseline="fit",
                   extras={"bare_fit_samples_per_s": 1050.0, "note": "x"},
@@ -83,6 +86,7 @@ def test_a_version_1_record_keeps_suite_numbers_and_pooling():
     ({"startup_s": float("nan")}, "startup_s must be a finite number, got nan"),
     ({"round_loss": (1.0, float("inf"))}, "round_loss must be a finite number, got inf"),
     ({"invalid": ""}, "invalid must be a non-empty str, got ''"),
+    ({"round_noise": ({"wall_s": 1.0},)}, "round_noise must hold kbench.telemetry.RoundNoise"),
     ({"device": ""}, "device must be a non-empty str, got ''"),
     ({"spec": {"family": "mlp"}}, "spec must be a WorkflowSpec or None"),
     ({"step_latency_s": {"p50": 1}}, "step_latency_s must be a Latencies or None"),
@@ -106,6 +110,8 @@ def test_bad_fields_are_refused_naming_the_benchmark_and_the_value(changes, quot
     (lambda e: e.update(step_latency_s={"p50": 0.1}), "step_latency_s must map"),
     (lambda e: e["step_latency_s"].update(p99=-1), "p99 must be a positive finite number, got -1"),
     (lambda e: e["pooling"].update(unit="day"), "pooling unit must be one of"),
+    (lambda e: e["round_noise"][1].update(steal=2.0), "bad round_noise"),
+    (lambda e: e.update(round_noise={"wall_s": 1}), "round_noise must be a list of objects"),
 ])
 def test_stored_records_that_cannot_be_read_say_which_field(edit, quoted):
     extra = full_record().to_extra_info()

@@ -118,3 +118,22 @@ def test_an_invalid_benchmark_is_called_out_with_its_reason():
     text = "\n".join(summary([record("function", 10_000),
                               record("xla", 9_000, invalid="xla did not learn while timed")]))
     assert "! INVALID, compare and gate refuse it: xla did not learn while timed" in text
+
+
+def test_the_noise_line_gives_median_steal_and_names_disturbed_rounds():
+    from kbench.telemetry import RoundNoise
+
+    calm, stolen = RoundNoise(0.5, 0.9, 0.02), RoundNoise(0.6, 0.8, 0.30)
+    records = [record("function", 10_000, round_noise=(calm,) * 6 + (stolen,)),
+               record("xla", 5_000, round_noise=(calm,) * 7)]
+    [line] = [li for li in summary(records) if li.startswith("machine noise")]
+    assert "CPU steal 2.0% of each round (median, max 30.0%)" in line
+    assert f"1 of 14 rounds disturbed (steal > 10%): {records[0].key} round 7 (30%)" in line
+    assert "1.80 cores" in line
+
+
+def test_without_steal_readings_the_noise_line_says_so():
+    from kbench.telemetry import RoundNoise
+
+    lines = summary([record("function", 10_000, round_noise=(RoundNoise(1.0, 1.0, None),) * 7)])
+    assert any("CPU steal not readable here" in li for li in lines)
