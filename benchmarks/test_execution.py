@@ -2,7 +2,7 @@
 
 import pytest
 
-from kbench import measure
+from kbench import inputs
 from kbench.workflows import EXECUTIONS, LOOPS, PRECISIONS, WorkflowSpec
 
 
@@ -10,7 +10,7 @@ from kbench.workflows import EXECUTIONS, LOOPS, PRECISIONS, WorkflowSpec
 @pytest.mark.parametrize("loop", LOOPS)
 def test_execution_throughput(run_training, mnist_5k, device, family, batch_size, loop, execution):
     spec = WorkflowSpec(family=family, loop=loop, execution=execution, batch_size=batch_size)
-    run_training(spec, measure.training_input(spec, mnist_5k),
+    run_training(spec, inputs.training_input(spec, mnist_5k),
                  comparison=f"execution {family} {loop} b{batch_size} {device}",
                  variant=execution, baseline="function")
 
@@ -19,6 +19,6 @@ def test_execution_throughput(run_training, mnist_5k, device, family, batch_size
 @pytest.mark.parametrize("loop", LOOPS)
 def test_precision_throughput(run_training, mnist_5k, device, family, batch_size, loop, precision):
     spec = WorkflowSpec(family=family, loop=loop, precision=precision, batch_size=batch_size)
-    run_training(spec, measure.training_input(spec, mnist_5k),
+    run_training(spec, inputs.training_input(spec, mnist_5k),
                  comparison=f"precision {family} {loop} b{batch_size} {device}",
                  variant=precision, baseline="float32")

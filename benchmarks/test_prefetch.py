@@ -9,7 +9,7 @@ reports how much of the possible gain each setting achieved.
 
 import pytest
 
-from kbench import data, measure
+from kbench import data, inputs, measure
 from kbench.record import BenchmarkRecord
 from kbench.workflows import LOOPS, WorkflowSpec
 
@@ -24,7 +24,7 @@ MAP_PARALLELISM = {"off": None, "autotune": data.AUTOTUNE}
 
 
 def costly_input(spec, dataset, prefetch="off", parallel="off"):
-    return measure.training_input(spec, dataset, cache=False, prefetch=PREFETCH[prefetch],
+    return inputs.training_input(spec, dataset, cache=False, prefetch=PREFETCH[prefetch],
                                   map_parallelism=MAP_PARALLELISM[parallel],
                                   preprocess_cost=PREFETCH_PREPROCESS_COST)
 
@@ -42,7 +42,7 @@ def test_prefetch_training(run_training, mnist_5k, device, batch_size, loop, pre
 @pytest.mark.parametrize("loop", LOOPS)
 def test_compute_only(run_training, mnist_5k, device, batch_size, loop, profile):
     spec = WorkflowSpec(loop=loop, batch_size=batch_size)
-    cached = measure.compute_only_input(costly_input(spec, mnist_5k), profile.steps_per_round)
+    cached = inputs.compute_only_input(costly_input(spec, mnist_5k), profile.steps_per_round)
     run_training(spec, cached, suite="prefetch", comparison=f"prefetch {loop} b{batch_size} {device}",
                  variant="compute-only", baseline="prefetch=off map=off")
 
@@ -51,9 +51,9 @@ def test_input_only(benchmark, profile, mnist_5k, batch_size):
     """The pipeline alone (tf.data runs on the host, whatever the training device)."""
     spec = WorkflowSpec(batch_size=batch_size)
     iterator = iter(costly_input(spec, mnist_5k))
-    steps = measure.calibrate_input(iterator, profile)
+    steps = inputs.calibrate_input(iterator, profile)
     benchmark.group = f"prefetch input b{batch_size}"
-    benchmark.pedantic(measure.consume, args=(iterator, steps), rounds=profile.rounds,
+    benchmark.pedantic(inputs.consume, args=(iterator, steps), rounds=profile.rounds,
                        iterations=1)
     round_s = tuple(benchmark.stats.stats.data)
     measure.write_record(benchmark, BenchmarkRecord(

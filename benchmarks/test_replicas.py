@@ -9,7 +9,7 @@ each of N replicas gets batch_size / N examples a step.
 
 import pytest
 
-from kbench import distribute, measure
+from kbench import distribute, inputs
 from kbench.workflows import LOOPS, WorkflowSpec
 
 
@@ -29,6 +29,6 @@ def test_replica_throughput(run_training, mnist_5k, family, batch_size, loop, re
                     "(the CPU is split only if TensorFlow had not started yet)")
     spec = WorkflowSpec(family=family, loop=loop, strategy="mirrored", replicas=replicas,
                         batch_size=batch_size)
-    run_training(spec, measure.training_input(spec, mnist_5k),
+    run_training(spec, inputs.training_input(spec, mnist_5k),
                  comparison=f"replicas {family} {loop} b{batch_size} {_KIND}",
                  variant=f"{replicas} replica(s)", baseline="1 replica(s)")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from kbench import distribute, measure, profiles, testing
+from kbench import distribute, inputs, measure, profiles, testing
 from kbench.record import BenchmarkRecord
 from kbench.workflows import LOOPS, UpstreamBugError, WorkflowSpec
 
@@ -19,7 +19,7 @@ def tiny():
 
 
 def _input(spec, tiny):
-    return measure.training_input(spec, tiny)
+    return inputs.training_input(spec, tiny)
 
 
 def profile(rounds=3, steps=4, min_round_s=0.0, warmup=1):
@@ -135,7 +135,7 @@ def test_a_frozen_model_fails_the_learning_check_and_its_record_says_so(loop, ti
 def test_running_out_of_input_is_an_error_not_a_short_round(tiny):
     spec = WorkflowSpec(batch_size=64)
     # 8 steps of startup run, then a fresh pass: rounds of 4, 4, then only 2.
-    finite = measure.training_input(spec, tiny).take(10)
+    finite = inputs.training_input(spec, tiny).take(10)
     with measure.SteadyStateRun(spec, finite, profile(warmup=0)) as run:
         run.next_round()
         run.next_round()
@@ -156,22 +156,6 @@ def test_known_upstream_bug_is_refused_before_measuring(tiny):
     spec = WorkflowSpec(execution="xla", deterministic=True)
     with pytest.raises(UpstreamBugError, match="keras-team/keras#20315"):
         measure.SteadyStateRun(spec, _input(spec, tiny), profile())
-
-
-def test_compute_only_input_repeats_the_same_batches(tiny):
-    spec = WorkflowSpec(batch_size=64)
-    cached = measure.compute_only_input(_input(spec, tiny), steps=2)
-    labels = [y.numpy().tolist() for _, y in cached.take(6)]
-    assert labels[0:2] == labels[2:4] == labels[4:6]
-    assert labels[0] != labels[1]
-
-
-def test_calibrate_input_times_the_second_pass(tiny):
-    spec = WorkflowSpec(batch_size=32)
-    iterator = iter(_input(spec, tiny))
-    readings = iter([10.0, 10.0 + 4 * 0.01])  # 4 steps in 0.04 s: 0.01 s a step
-    assert measure.calibrate_input(iterator, profile(min_round_s=0.5),
-                                   timer=lambda: next(readings)) == 50
 
 
 class FakeBenchmark:

@@ -211,12 +211,14 @@ def test_comparison_record_validates_and_prints():
 
 
 def test_summary_record_validates():
-    summary = stats.summarize([1.0, 2.0, 3.0], n_resamples=FAST_RESAMPLES)
-    assert (summary.n, summary.median, summary.mean, summary.min, summary.max) == (3, 2, 2, 1, 3)
-    assert summary.stdev == pytest.approx(1.0) and summary.cv == pytest.approx(0.5)
+    summary = stats.summarize([6.0, 1.0, 2.0], n_resamples=FAST_RESAMPLES)
+    assert (summary.n, summary.median, summary.mean, summary.min, summary.max) == (3, 2, 3, 1, 6)
+    assert summary.stdev == pytest.approx(np.std([6.0, 1.0, 2.0], ddof=1))
+    assert summary.cv == pytest.approx(summary.stdev / 3)
+    assert 1 <= summary.ci_low <= summary.median <= summary.ci_high <= 6
     good = summary.to_dict()
     assert Summary(**good) == summary  # the record round-trips through its dict
-    assert_value_error_quotes(Summary, "5.0", **{**good, "median": 5.0})
+    assert_value_error_quotes(Summary, "7.0", **{**good, "median": 7.0})  # above max
     assert_value_error_quotes(Summary, "nan", **{**good, "mean": float("nan")})
 
 
