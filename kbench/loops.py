@@ -20,6 +20,7 @@ exactly as ``fit``'s train step does.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Iterable, Sequence
 
 import keras
@@ -44,13 +45,18 @@ def _to_floats(logs) -> dict[str, float]:
 class FitLoop:
     """Training through Keras ``model.fit`` and ``model.evaluate``."""
 
-    def __init__(self, model: keras.Model, execution: str):
-        """Wrap a compiled model; ``execution`` was fixed by ``compile``.
+    def __init__(self, model: keras.Model, execution: str, steps_per_execution: int = 1):
+        """Wrap a compiled model; ``execution`` and ``steps_per_execution`` were fixed by
+        ``compile``.
 
         Raises:
             VariantUnavailableError: Keras silently fell back from XLA (it does
                 so when op determinism is on); a run must not be labelled XLA then.
+            TrainingError: the model was compiled for another steps_per_execution.
         """
+        if model.steps_per_execution != steps_per_execution:
+            raise TrainingError(f"asked for steps_per_execution={steps_per_execution!r} but "
+                                f"the model was compiled with {model.steps_per_execution!r}")
         if bool(model.jit_compile) != (execution == "xla"):
             raise VariantUnavailableError(
                 f"asked for execution={execution!r} but Keras set "
@@ -131,9 +137,10 @@ class CustomLoop:
     It runs under the strategy the model was built in (``model.distribute_strategy``).
     """
 
-    def __init__(self, model: keras.Model, execution: str):
+    def __init__(self, model: keras.Model, execution: str, steps_per_execution: int = 1):
         self.model = model
         self.strategy = model.distribute_strategy
+        self.steps_per_execution = steps_per_execution
         self.per_example_loss = make_loss()
         self.per_example_loss.reduction = None
         with self.strategy.scope():  # metric variables sum over every replica when read
@@ -150,10 +157,19 @@ class CustomLoop:
         self._replica_train = compiler.replica(self._replica_train_step)
         self._replica_eval = compiler.replica(self._replica_eval_step)
         self.train_step = compiler.outer(self._train_step)
+        self.train_steps = compiler.outer(self._train_steps)
         self.eval_step = compiler.outer(self._eval_step)
 
     def _train_step(self, x, y):
         self.strategy.run(self._replica_train, args=(x, y))
+        return self.train_metrics.results()
+
+    def _train_steps(self, iterator, steps):
+        """``steps`` training steps on the next batches of ``iterator``, in one call (one
+        graph execution under tf.function: a while loop, not ``steps`` copies of the step)."""
+        for _ in tf.range(steps):
+            x, y = next(iterator)
+            self.strategy.run(self._replica_train, args=(x, y))
         return self.train_metrics.results()
 
     def _eval_step(self, x, y):
@@ -188,7 +204,9 @@ class CustomLoop:
             list(callbacks), add_history=True, model=model, epochs=epochs,
             steps=steps_per_epoch or _cardinality(train_data), verbose=0,
         )
-        epoch_batches = _epoch_batches(train_data, steps_per_epoch, self.strategy)
+        epoch_batches = (_epoch_batches(train_data, steps_per_epoch, self.strategy)
+                         if self.steps_per_execution == 1
+                         else _epoch_iterators(train_data, steps_per_epoch, self.strategy))
         model.stop_training = False
         logs: dict[str, float] = {}
         callback_list.on_train_begin()
@@ -208,16 +226,32 @@ class CustomLoop:
         callback_list.on_train_end(logs)
         return {k: [float(v) for v in vs] for k, vs in model.history.history.items()}
 
-    def _train_epoch(self, batches: Iterable, callback_list) -> dict[str, float]:
+    def _train_epoch(self, batches, callback_list) -> dict[str, float]:
         self.train_metrics.reset()
         logs = None
-        for step, (x, y) in enumerate(batches):
-            callback_list.on_train_batch_begin(step)
-            logs = self.train_step(x, y)
-            callback_list.on_train_batch_end(step, logs)
+        for begin, end, run in self._executions(batches):
+            callback_list.on_train_batch_begin(begin)
+            try:
+                logs = run()
+            except (StopIteration, tf.errors.OutOfRangeError):
+                break  # a finite input ran out inside an execution: the epoch ends, as in fit
+            callback_list.on_train_batch_end(end, logs)
         if logs is None:
             raise TrainingError("the training data yielded no batches in this epoch")
         return _to_floats(logs)
+
+    def _executions(self, batches):
+        """(first step, last step, call) per execution of the epoch: one step per batch,
+        or ``steps_per_execution`` steps a call on ``batches = (iterator, epoch steps)``."""
+        if self.steps_per_execution == 1:
+            for step, (x, y) in enumerate(batches):
+                yield step, step, functools.partial(self.train_step, x, y)
+            return
+        iterator, epoch_steps = batches
+        for begin in range(0, epoch_steps, self.steps_per_execution):
+            n = min(self.steps_per_execution, epoch_steps - begin)
+            yield begin, begin + n - 1, functools.partial(self.train_steps, iterator,
+                                                          tf.constant(n))
 
     def evaluate(self, data) -> dict[str, float]:
         self.eval_metrics.reset()
@@ -273,9 +307,24 @@ def _epoch_batches(dataset, steps_per_epoch: int | None,
     return next_batches
 
 
+def _epoch_iterators(dataset, steps_per_epoch: int | None,
+                     strategy: tf.distribute.Strategy) -> Callable[[], tuple]:
+    """Per epoch: (an iterator, the epoch's steps) for multi-step executions: a fresh
+    pass over ``dataset``, or (like fit) the next N batches of one iterator."""
+    steps = steps_per_epoch or _cardinality(dataset)
+    if steps is None:
+        raise TrainingError("steps_per_execution > 1 needs steps_per_epoch or a dataset of "
+                            f"known length; got {dataset!r:.80} of unknown cardinality")
+    dataset = _distribute(dataset, strategy)
+    if steps_per_epoch is not None:
+        iterator = iter(dataset)
+        return lambda: (iterator, steps)
+    return lambda: (iter(dataset), steps)
+
+
 LOOPS: dict[str, type] = {"fit": FitLoop, "custom": CustomLoop}
 
 
 def make_loop(model: keras.Model, spec: WorkflowSpec) -> FitLoop | CustomLoop:
     """The spec's loop around an already compiled ``model``."""
-    return LOOPS[spec.loop](model, spec.execution)
+    return LOOPS[spec.loop](model, spec.execution, spec.steps_per_execution)

@@ -66,13 +66,19 @@ class MeasurementError(RuntimeError):
 MAX_STEPS_PER_ROUND = 5000
 
 
-def calibrated_steps(step_s: float, profile: Profile) -> int:
-    """Steps per round for a step time: at least the profile's minimum and its round time."""
+def calibrated_steps(step_s: float, profile: Profile, multiple: int = 1) -> int:
+    """Steps per round for a step time: at least the profile's minimum and its round time,
+    rounded up to a ``multiple`` (the spec's steps_per_execution: whole executions)."""
     if not step_s > 0:
         raise MeasurementError(f"a calibration step must take time, got {step_s!r} s")
     # Rounded first so float noise (0.5 / 0.01 = 50.000000000000004) adds no step.
     wanted = math.ceil(round(profile.min_round_s / step_s, 9))
-    return min(MAX_STEPS_PER_ROUND, max(profile.steps_per_round, wanted))
+    steps = min(MAX_STEPS_PER_ROUND, max(profile.steps_per_round, wanted))
+    return _whole_executions(steps, multiple)
+
+
+def _whole_executions(steps: int, multiple: int) -> int:
+    return -(-steps // multiple) * multiple
 
 
 # --------------------------------------------------------------------------- the run
@@ -213,7 +219,7 @@ class _StartupClock(keras.callbacks.Callback):
         self._epoch_start = self.timer()
 
     def on_train_batch_end(self, batch, logs=None):
-        if batch == 0 and not self.epoch_s:  # the run's first step
+        if self.first_step_end is None:  # the run's first step (or execution of steps)
             float(logs["loss"])  # waits for it
             self.first_step_end = self.timer()
 
@@ -247,6 +253,7 @@ class SteadyStateRun:
         self.probe = _RoundProbe(timer, timeout_s)
         self.startup = _StartupClock(timer)
         self.steps_per_round: int | None = None  # set by the calibration
+        self._per_execution = spec.steps_per_execution  # the probe sees one batch per execution
         self._train_data = train_data
         self._thread: threading.Thread | None = None
         self._requested = 0
@@ -273,10 +280,12 @@ class SteadyStateRun:
         try:
             with self.engine.settings():
                 self.run_start = self.timer()
+                calibration = _whole_executions(self.profile.steps_per_round, self._per_execution)
                 self.loop.run(self._train_data, epochs=2, callbacks=[self.startup],
-                              steps_per_epoch=self.profile.steps_per_round)
-                step_s = self.startup.epoch_s[-1] / self.profile.steps_per_round
-                self.steps_per_round = calibrated_steps(step_s, self.profile)
+                              steps_per_epoch=calibration)
+                step_s = self.startup.epoch_s[-1] / calibration
+                self.steps_per_round = calibrated_steps(step_s, self.profile,
+                                                        self._per_execution)
                 self.loop.run(self._train_data, epochs=self.total_rounds,
                               steps_per_epoch=self.steps_per_round, callbacks=[self.probe])
             self.probe.finished.put(("done", None))
@@ -294,7 +303,8 @@ class SteadyStateRun:
         if kind == "error":
             raise MeasurementError(f"{self.spec.name} failed during round {self._requested}: "
                                    f"{type(value).__name__}: {value}") from value
-        if kind == "done" or len(self.probe.rounds[-1]["steps"]) != self.steps_per_round:
+        executions = self.steps_per_round // self._per_execution
+        if kind == "done" or len(self.probe.rounds[-1]["steps"]) != executions:
             raise MeasurementError(f"{self.spec.name}: the input ran out in round "
                                    f"{self._requested}; repeat() the training data")
 
@@ -315,7 +325,8 @@ class SteadyStateRun:
             startup_s=self.startup.first_step_end - self.run_start,
             warmup_s=sum(r["end"] - r["start"] for r in probe.rounds[:warm]),
             round_s=tuple(r["end"] - r["start"] for r in measured),
-            step_s=tuple(s for r in measured
+            # One reading per execution: its mean step time.
+            step_s=tuple(s / self._per_execution for r in measured
                          for s in np.diff([r["start"], *probe.step_ends(r)])),
             round_loss=tuple(float(probe.round_loss(r)) for r in measured),
             round_noise=tuple(r["noise"] for r in measured),

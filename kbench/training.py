@@ -118,6 +118,7 @@ def build_compiled_model(spec: WorkflowSpec, model: keras.Model | None = None,
             metrics=["accuracy"],
             run_eagerly=spec.execution == "eager",
             jit_compile=spec.execution == "xla",
+            steps_per_execution=spec.steps_per_execution,
         )
     return model
 

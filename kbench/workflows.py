@@ -104,6 +104,10 @@ class WorkflowSpec:
         replicas: how many replicas ``mirrored`` uses (None: every GPU, or
             every logical CPU); for ``multi_worker_mirrored`` the number the
             cluster must have (None: any). ``default`` runs one.
+        steps_per_execution: training steps run by one call of the compiled
+            train function (Keras's compile argument for ``fit``; N steps in
+            one ``tf.function`` for the custom loop). Callbacks see one batch
+            per execution, as in ``fit``.
     """
 
     family: str = "mlp"
@@ -120,6 +124,7 @@ class WorkflowSpec:
     deterministic: bool = False
     strategy: str = "default"
     replicas: int | None = None
+    steps_per_execution: int = 1
 
     def __post_init__(self) -> None:
         for field, choices in _CHOICES.items():
@@ -128,6 +133,8 @@ class WorkflowSpec:
         _validate.check_positive_int("epochs", self.epochs, error=WorkflowError)
         _validate.check_int("seed", self.seed, minimum=0, error=WorkflowError)
         _validate.check_bool("deterministic", self.deterministic, error=WorkflowError)
+        _validate.check_positive_int("steps_per_execution", self.steps_per_execution,
+                                     error=WorkflowError)
         self._check_replicas()
         _validate.check_number("learning_rate", self.learning_rate, low=0, low_open=True,
                                error=WorkflowError)

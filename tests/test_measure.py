@@ -209,3 +209,16 @@ def test_bare_fit_throughput_refuses_a_clock_that_did_not_move(tiny):
     with pytest.raises(ValueError, match="repeats must be a positive int, got 0"):
         measure.bare_fit_throughput(spec, _input(spec, tiny), steps=5, warmup_steps=1,
                                     repeats=0)
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_rounds_are_whole_executions_of_steps_per_execution(loop, tiny):
+    spec = WorkflowSpec(loop=loop, batch_size=32, steps_per_execution=3)
+    result = _run_rounds(spec, _input(spec, tiny), profile(steps=4), timer=testing.counting_timer())
+    assert result.steps_per_round == 6  # 4 rounded up to whole executions of 3
+    assert len(result.step_s) == 3 * 2  # one reading per execution
+    assert result.learning_failure() is None
+
+
+def test_calibration_rounds_up_to_whole_executions():
+    assert measure.calibrated_steps(0.01, profile(min_round_s=0.5), multiple=8) == 56

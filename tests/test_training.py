@@ -501,3 +501,48 @@ def test_bad_labels_are_refused_before_training(tiny):
     with pytest.raises(ValueError, match="label"):
         data.Dataset(name="bad", x_train=tiny.x_train, y_train=tiny.y_train + 10,
                      x_test=tiny.x_test, y_test=tiny.y_test)
+
+
+# --------------------------------------------------------------------------- steps_per_execution
+
+
+class ExecutionRecorder(keras.callbacks.Callback):
+    """The (begin, end) batch indices callbacks see, one pair per execution."""
+
+    def __init__(self):
+        super().__init__()
+        self.begins, self.ends = [], []
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.begins.append(batch)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.ends.append(batch)
+
+
+@pytest.mark.parametrize("execution", ["eager", "function", "xla"])
+@pytest.mark.parametrize("loop", wf.LOOPS)
+def test_steps_per_execution_trains_the_same_steps_with_fewer_calls(loop, execution, tiny):
+    """N steps in one execution are the same N steps: bitwise-equal weights, same steps counted,
+    callbacks called once per execution (4 steps an epoch, 3 a call: 2 calls)."""
+    runs = {}
+    for n in (1, 3):
+        spec = WorkflowSpec(loop=loop, execution=execution, epochs=2, steps_per_execution=n,
+                            deterministic=execution != "xla" or loop == "custom")
+        if spec.known_issue:
+            pytest.skip(f"refused up front: {spec.known_issue.reference}")
+        calls = ExecutionRecorder()
+        runs[n] = (training.train(spec, dataset=tiny, callbacks=[calls], validation=False),
+                   calls)
+    (one, one_calls), (three, three_calls) = runs[1], runs[3]
+    assert one.steps == three.steps == 2 * 4
+    assert one_calls.begins == [0, 1, 2, 3] * 2 and three_calls.begins == [0, 3] * 2
+    assert three_calls.ends[0] == 2  # the first execution ran steps 0, 1 and 2
+    np.testing.assert_allclose(three.history["loss"], one.history["loss"], rtol=1e-6)
+    assert_weights_equal(three.model.get_weights(), one.model.get_weights(),
+                         atol=0 if spec.deterministic else 1e-6)
+
+
+def test_steps_per_execution_is_compiled_into_fit():
+    spec = WorkflowSpec(steps_per_execution=8)
+    assert training.prepare(spec).model.steps_per_execution == 8

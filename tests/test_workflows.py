@@ -90,6 +90,7 @@ def test_unknown_choice_is_rejected_naming_field_and_value(field, value):
     ("learning_rate", 0), ("learning_rate", -1e-3), ("learning_rate", float("nan")),
     ("learning_rate", float("inf")), ("learning_rate", "0.001"), ("deterministic", 1),
     ("replicas", 0), ("replicas", 2.0), ("replicas", True),
+    ("steps_per_execution", 0), ("steps_per_execution", 8.0), ("steps_per_execution", True),
 ])
 def test_bad_number_is_rejected_quoting_it(field, value):
     with pytest.raises(WorkflowError, match=rf"{field} must be .*got {value!r}"):
@@ -204,3 +205,16 @@ def test_registered_known_issues_are_well_formed():
 
 def _non_name_fields(issue):
     return {k: v for k, v in issue.when.items() if k not in wf.NAME_FIELDS}
+
+
+def test_a_spec_round_trips_through_its_dict_and_old_dicts_take_the_defaults():
+    spec = WorkflowSpec(family="cnn", loop="custom", steps_per_execution=8, strategy="mirrored",
+                        replicas=2)
+    assert WorkflowSpec.from_dict(spec.to_dict()) == spec
+    old = {k: v for k, v in WorkflowSpec().to_dict().items()
+           if k not in ("strategy", "replicas", "steps_per_execution")}
+    assert WorkflowSpec.from_dict(old) == WorkflowSpec()
+    with pytest.raises(WorkflowError, match=r"unknown WorkflowSpec field\(s\) \['colour'\]"):
+        WorkflowSpec.from_dict({**old, "colour": "red"})
+    with pytest.raises(WorkflowError, match="spec name 'cnn-x' does not match"):
+        WorkflowSpec.from_dict({**old, "name": "cnn-x"})
