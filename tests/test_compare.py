@@ -617,3 +617,15 @@ def test_an_invalid_benchmark_is_refused_as_baseline_or_candidate(side):
         assert_error_names(ComparisonError, call, f"run {side} (frozen.json)",
                            "1 invalid benchmark(s)", "cannot be a baseline or a candidate",
                            f"{KEYS[1]!r}: {reason}")
+
+
+def test_run_groups_divide_each_member_by_its_labelled_baseline():
+    labels = {"f": {"comparison": "g", "variant": "fit", "baseline": "fit"},
+              "c": {"comparison": "g", "variant": "custom", "baseline": "fit"},
+              "x": {"comparison": "other", "variant": "x", "baseline": "y"}}
+    run = make_run({"f": draw(0), "c": draw(1, 0.5), "x": draw(2)}, extra=labels)
+    group, other = compare.run_groups(run)
+    assert group.name == "g" and group.baseline is run.results["f"]
+    assert [m.ratio is None for m in group.members] == [True, False]
+    assert group.members[1].ratio[0] == pytest.approx(0.5, rel=0.05)
+    assert other.baseline is None and other.members[0].ratio is None

@@ -35,22 +35,19 @@ class Member:
 
 @dataclasses.dataclass(frozen=True)
 class Group:
-    """A comparison group of one run, members in the run's order."""
+    """A comparison group of one run, members in the run's order; ``baseline`` is the
+    member the others are divided by (None when no member is labelled the baseline)."""
 
     name: str
     members: tuple[Member, ...]
-
-    @property
-    def baseline(self) -> BenchmarkRecord | None:
-        return next((m.record for m in self.members if m.ratio is None
-                     and m.record.variant == m.record.baseline), None)
+    baseline: BenchmarkRecord | None
 
 
 def _group(name: str, records: list[BenchmarkRecord]) -> Group:
     base = next((r for r in records if r.variant is not None and r.variant == r.baseline), None)
     members = tuple(Member(r, None if base is None or r is base else in_run_ratio(r, base))
                     for r in records)
-    return Group(name, members)
+    return Group(name, members, base)
 
 
 def run_groups(run: Run) -> list[Group]:
