@@ -1,17 +1,18 @@
 """The inputs benchmarks feed: endless training pipelines, cached compute-only batches,
-and input-only iteration with its own round calibration."""
+and the pipeline alone (input-only), pulled as training pulls it."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import tensorflow as tf
 
 from kbench import data as kdata
-from kbench import training
-from kbench.measure import calibrated_steps
+from kbench import telemetry, training
+from kbench.measure import MeasurementError, calibrated_steps, lead_steps
 from kbench.profiles import Profile
+from kbench.record import BenchmarkRecord
 from kbench.workflows import WorkflowSpec
 
 
@@ -36,16 +37,78 @@ def compute_only_input(train_data: tf.data.Dataset, steps: int) -> tf.data.Datas
     return train_data.take(steps).cache().repeat()
 
 
-def consume(iterator: Iterator, steps: int) -> None:
-    """Pull ``steps`` batches from an input iterator (input-only timing)."""
-    for _ in range(steps):
-        next(iterator)
+class InputOnlyRun:
+    """The input pipeline alone, pulled the way ``fit`` pulls it: one ``tf.function``
+    call per step with the iterator's ``get_next`` inside (no Python ``next()``,
+    which costs more per batch than training's own iteration and would make the
+    "bound" slower than training itself).
 
+    A lockstep runner (``warm_up()``, ``next_round() -> seconds``), like
+    :class:`kbench.measure.SteadyStateRun`: the warm-up traces the pull, fills
+    the pipeline's buffers, calibrates the steps per round to last
+    ``profile.min_round_s`` and runs the profile's warm-up rounds. Each round
+    pulls its lead (:func:`kbench.measure.lead_steps`) untimed first.
+    """
 
-def calibrate_input(iterator: Iterator, profile: Profile,
-                    timer: Callable[[], float] = time.perf_counter) -> int:
-    """Warm an input iterator up, then the steps per round that last ``profile.min_round_s``."""
-    consume(iterator, profile.steps_per_round)  # warm-up: buffers fill, functions trace
-    start = timer()
-    consume(iterator, profile.steps_per_round)
-    return calibrated_steps((timer() - start) / profile.steps_per_round, profile)
+    def __init__(self, spec: WorkflowSpec, pipeline: tf.data.Dataset, profile: Profile, *,
+                 timer: Callable[[], float] = time.perf_counter,
+                 stopwatch: telemetry.Stopwatch | None = None):
+        self.spec, self.profile, self.timer = spec, profile, timer
+        self.stopwatch = stopwatch or telemetry.Stopwatch()
+        self.iterator = iter(pipeline)
+        self.steps_per_round: int | None = None
+        self.lead_steps = 0
+        self.round_s: list[float] = []
+        self.round_noise: list[telemetry.RoundNoise] = []
+        self._warm = False
+
+        @tf.function
+        def pull(iterator):
+            _, y = next(iterator)
+            return tf.size(y)  # a tiny output; get_next is stateful and never pruned
+
+        self._pull = pull
+
+    def __enter__(self) -> "InputOnlyRun":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        pass
+
+    def _pull_n(self, steps: int) -> None:
+        for _ in range(steps):
+            self._pull(self.iterator)
+
+    def _steps(self, steps: int) -> float:
+        start = self.timer()
+        self._pull_n(steps)
+        return self.timer() - start
+
+    def warm_up(self) -> None:
+        self._pull_n(self.profile.steps_per_round)  # traces the pull, fills the buffers
+        step_s = self._steps(self.profile.steps_per_round) / self.profile.steps_per_round
+        self.steps_per_round = calibrated_steps(step_s, self.profile)
+        self.lead_steps = lead_steps(step_s, self.profile)
+        self._pull_n(self.profile.warmup_rounds * (self.lead_steps + self.steps_per_round))
+        self._warm = True
+
+    def next_round(self) -> float:
+        if not self._warm:
+            raise MeasurementError("warm_up() the input-only run before its rounds")
+        self._pull_n(self.lead_steps)  # untimed, as a training round's lead
+        token = self.stopwatch.start()
+        seconds = self._steps(self.steps_per_round)
+        self.round_noise.append(self.stopwatch.stop(token))
+        self.round_s.append(seconds)
+        return seconds
+
+    def record(self, **labels) -> BenchmarkRecord:
+        """The measured rounds as a record (device "host": tf.data runs there)."""
+        if not self.round_s:
+            raise MeasurementError("no measured round of the input-only run has run yet")
+        samples = self.spec.batch_size * self.steps_per_round
+        return BenchmarkRecord(
+            samples_per_s=tuple(samples / s for s in self.round_s),
+            batch_size=self.spec.batch_size, spec=self.spec, device="host",
+            steps_per_round=self.steps_per_round, round_s=tuple(self.round_s),
+            round_noise=tuple(self.round_noise), **labels)

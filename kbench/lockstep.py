@@ -80,8 +80,9 @@ class Rounds:
 
 
 def run_lockstep(runners: Mapping[str, Runner], cycles: int, *, order: str = "abba",
-                 seed: int = 0, budget_s: float | None = None,
+                 seed: int = 0, budget_s: float | None = None, min_cycles: int = 2,
                  stopwatch: Stopwatch | None = None,
+                 done: Callable[[Mapping[str, list[float]]], bool] | None = None,
                  clock: Callable[[], float] = time.perf_counter,
                  on_cycle: Callable[[int], None] | None = None) -> Rounds:
     """Warm every runner up, then run ``cycles`` cycles of one round per runner.
@@ -91,8 +92,11 @@ def run_lockstep(runners: Mapping[str, Runner], cycles: int, *, order: str = "ab
             usually the baseline).
         cycles: how many cycles at most.
         order: see ORDERS; ``seed`` seeds "random".
-        budget_s: stop after the first cycle that ends past this many seconds
-            (at least two cycles run, so that a spread exists).
+        budget_s: stop after the first cycle that ends past this many seconds,
+            once ``min_cycles`` cycles have run (at least two, so that a spread
+            exists).
+        done: called after each cycle from ``min_cycles`` on with every
+            variant's round seconds so far; True stops (e.g. precise enough).
         on_cycle: called with the cycle index after each cycle (progress).
 
     Raises:
@@ -101,6 +105,9 @@ def run_lockstep(runners: Mapping[str, Runner], cycles: int, *, order: str = "ab
     if not runners:
         raise LockstepError("a lockstep group needs at least one runner, got none")
     _validate.check_positive_int("cycles", cycles, error=LockstepError)
+    _validate.check_positive_int("min_cycles", min_cycles, error=LockstepError)
+    if min_cycles > cycles:
+        raise LockstepError(f"min_cycles ({min_cycles}) exceeds cycles ({cycles})")
     if budget_s is not None:
         _validate.check_number("budget_s", budget_s, low=0, low_open=True, error=LockstepError)
     names = tuple(runners)
@@ -122,8 +129,11 @@ def run_lockstep(runners: Mapping[str, Runner], cycles: int, *, order: str = "ab
         orders.append(tuple(indices))
         if on_cycle is not None:
             on_cycle(cycle)
-        if budget_s is not None and cycle >= 1 and clock() - start > budget_s:
-            break
+        if cycle + 1 >= max(2, min_cycles):
+            if budget_s is not None and clock() - start > budget_s:
+                break
+            if done is not None and done(seconds):
+                break
     return Rounds(variants=names, orders=tuple(orders),
                   seconds={n: tuple(v) for n, v in seconds.items()},
                   noise={n: tuple(v) for n, v in noise.items()}, wall_s=clock() - start)

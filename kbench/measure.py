@@ -3,21 +3,25 @@
 A measurement runs ONE model through the engine in :mod:`kbench.training`
 (``fit`` or the custom loop) over a repeated input pipeline:
 
-- startup: a first run of two short epochs on the model. The first traces
-  and compiles (tracing, XLA compilation, first steps: ``startup_s``); the
-  second times ``steps_per_round`` steps to calibrate how many steps a round
-  needs to last ``profile.min_round_s``.
-- the gated run, on the same model and compiled step, in *rounds* of that
-  many steps (Keras epochs with ``steps_per_epoch=K``): ``warmup_rounds``
-  unmeasured, then the measured rounds. Each round ends with a device sync
-  (``tf.test.experimental.sync_devices``) before the clock is read, so
-  asynchronous GPU work is inside the round it belongs to.
+- startup: a first run of short epochs on the model. The first traces and
+  compiles (tracing, XLA compilation, first steps: ``startup_s``); the median
+  of the next CALIBRATION_EPOCHS, of ``steps_per_round`` steps each, gives
+  the step time that calibrates how many steps a round needs to last
+  ``profile.min_round_s``.
+- the gated run, on the same model and compiled step, in *rounds* (Keras
+  epochs with ``steps_per_epoch``): ``warmup_rounds`` unmeasured, then the
+  measured rounds. A round is a few untimed *lead* steps (:func:`lead_steps`)
+  and then the timed ones: its clock runs from the end of the lead's last
+  step to the round's end, which comes after a device sync
+  (``tf.test.experimental.sync_devices``), so asynchronous GPU work is
+  inside the round it belongs to.
 
 The run lives in a worker thread and waits at each round boundary until the
 caller asks for the next round (:meth:`SteadyStateRun.next_round`). That lets
-pytest-benchmark time rounds of one continuous run, instead of calling
-``model.fit`` once per round (which would restart the input pipeline and
-re-create Keras's epoch iterator each time, and time that too).
+the caller interleave the rounds of several runs (kbench.lockstep) within one
+continuous run each, instead of calling ``model.fit`` once per round (which
+would restart the input pipeline and re-create Keras's epoch iterator each
+time, and time that too).
 
 Measurement never formats: summaries and tables live in kbench.report.
 """
@@ -81,11 +85,97 @@ def _whole_executions(steps: int, multiple: int) -> int:
     return -(-steps // multiple) * multiple
 
 
+# A round's lead (untimed steps before its clock starts) never lasts longer than
+# this: enough for a fast model to drain what its input pipeline buffered while
+# the round waited, without making a slow model's rounds (eager) much longer.
+LEAD_MAX_S = 0.05
+# Epochs the startup times to calibrate the round length (their median step time).
+CALIBRATION_EPOCHS = 3
+
+
+def lead_steps(step_s: float, profile: Profile, multiple: int = 1) -> int:
+    """Untimed steps at the start of each round: ``profile.lead_steps``, at most
+    LEAD_MAX_S long, in whole executions (0 when the profile asks for none).
+
+    Each round starts after a wait: in a lockstep group the other variants ran
+    meanwhile. The input pipeline's prefetch buffers filled up during it and
+    the first steps consume them faster than steady state; the first step also
+    pays for waking the thread pools. Timing from the end of the lead's last
+    step on measures the steady state every variant of a group shares.
+    """
+    if profile.lead_steps == 0:
+        return 0
+    steps = min(profile.lead_steps, max(1, math.ceil(LEAD_MAX_S / step_s)))
+    return _whole_executions(steps, multiple)
+
+
 # --------------------------------------------------------------------------- the run
 
 
-class _RoundProbe(keras.callbacks.Callback):
-    """Gates rounds (epochs) on the caller and timestamps every step's completion.
+class _Closed(Exception):
+    """The caller closed the run: the worker stops at the next round boundary."""
+
+
+class _RoundGate(keras.callbacks.Callback):
+    """Gates rounds (epochs) on the caller and times each round, synced.
+
+    Epoch hooks only: with it, ``fit`` runs every step exactly as a plain
+    ``model.fit`` does (no batch-level kbench code at all). The reference of
+    the harness-overhead check.
+    """
+
+    async_safe = True
+    per_step = False
+
+    def __init__(self, timer: Callable[[], float], timeout_s: float,
+                 stopwatch: telemetry.Stopwatch | None = None):
+        super().__init__()
+        self.timer, self.timeout_s = timer, timeout_s
+        self.stopwatch = stopwatch or telemetry.Stopwatch()
+        self.go = threading.Semaphore(0)
+        self.finished: queue.SimpleQueue = queue.SimpleQueue()
+        self.closed = False
+        self.rounds: list[dict] = []
+        # The step index (as the loops number batches) that ends a round's lead; None: no lead.
+        self.lead_end_step: int | None = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        # The one step-level read of the gate: when the round's lead ends.
+        if batch == self.lead_end_step:
+            float(logs["loss"])  # waits for that step
+            self.rounds[-1]["lead"] = self.timer()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if not self.go.acquire(timeout=self.timeout_s):
+            raise MeasurementError(f"no round was requested within {self.timeout_s} s")
+        if self.closed:
+            raise _Closed
+        watch = self.stopwatch.start()
+        self.rounds.append({"start": self.timer(), "steps": {}, "watch": watch})
+
+    def on_epoch_end(self, epoch, logs=None):
+        sync_devices()
+        round_ = self.rounds[-1]
+        round_["end"] = self.timer()
+        round_["noise"] = self.stopwatch.stop(round_["watch"])
+        # The epoch's mean training loss (Keras and the custom loop report it).
+        round_["loss"] = float((logs or {}).get("loss", math.nan))
+        self.finished.put(("round", len(self.rounds)))
+
+    @staticmethod
+    def timed_s(round_: dict) -> float:
+        """The round's timed part: from the end of its lead (or its start) to its synced end."""
+        return round_["end"] - round_.get("lead", round_["start"])
+
+    def timed_step_ends(self, round_: dict) -> list[float]:
+        """The end times of the round's timed steps (after its lead), in time order."""
+        lead = -1 if self.lead_end_step is None else self.lead_end_step
+        # Sorted as times: callback threads may record neighbouring steps out of order.
+        return sorted(t for step, (t, _) in round_["steps"].items() if step > lead)
+
+
+class _RoundProbe(_RoundGate):
+    """The gate, and a timestamp at every step's completion.
 
     One callback does both, so its clock reads sit right after the gate opens
     and right before it is signalled.
@@ -97,43 +187,14 @@ class _RoundProbe(keras.callbacks.Callback):
     waits for that step alone; the round's end waits for all of them.
     """
 
-    async_safe = True
-
-    def __init__(self, timer: Callable[[], float], timeout_s: float,
-                 stopwatch: telemetry.Stopwatch | None = None):
-        super().__init__()
-        self.timer, self.timeout_s = timer, timeout_s
-        self.stopwatch = stopwatch or telemetry.Stopwatch()
-        self.go = threading.Semaphore(0)
-        self.finished: queue.SimpleQueue = queue.SimpleQueue()
-        self.run_start = None
-        self.rounds: list[dict] = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        if not self.go.acquire(timeout=self.timeout_s):
-            raise MeasurementError(f"no round was requested within {self.timeout_s} s")
-        watch = self.stopwatch.start()
-        self.rounds.append({"start": self.timer(), "steps": {}, "watch": watch})
+    per_step = True
 
     def on_train_batch_end(self, batch, logs=None):
         loss = float(logs["loss"])  # waits for this step's loss
-        self.rounds[-1]["steps"][batch] = (self.timer(), loss)
-
-    def on_epoch_end(self, epoch, logs=None):
-        sync_devices()
-        self.rounds[-1]["end"] = self.timer()
-        self.rounds[-1]["noise"] = self.stopwatch.stop(self.rounds[-1]["watch"])
-        self.finished.put(("round", len(self.rounds)))
-
-    @staticmethod
-    def step_ends(round_: dict) -> list[float]:
-        # Sorted as times: callback threads may record neighbouring steps out of order.
-        return sorted(t for t, _ in round_["steps"].values())
-
-    @staticmethod
-    def round_loss(round_: dict) -> float:
-        """The round's mean loss: Keras reports the epoch's running mean, so its last step's."""
-        return round_["steps"][max(round_["steps"])][1]
+        now = self.timer()
+        self.rounds[-1]["steps"][batch] = (now, loss)
+        if batch == self.lead_end_step:
+            self.rounds[-1]["lead"] = now
 
 
 @dataclasses.dataclass(frozen=True)
@@ -196,7 +257,8 @@ class Measurement:
             samples_per_s=self.samples_per_s, batch_size=self.batch_size, spec=self.spec,
             device=self.device, steps_per_round=self.steps_per_round, round_s=self.round_s,
             startup_s=self.startup_s, warmup_s=self.warmup_s,
-            step_latency_s=Latencies(**stats.percentiles(self.step_s, (50, 90, 99))),
+            step_latency_s=(Latencies(**stats.percentiles(self.step_s, (50, 90, 99)))
+                            if self.step_s else None),
             round_loss=self.round_loss, round_noise=self.round_noise,
             invalid=self.learning_failure(),
             flops_per_sample=self.flops_per_sample, peak_flops=peak_flops, profile=profile,
@@ -231,28 +293,42 @@ class _StartupClock(keras.callbacks.Callback):
 class SteadyStateRun:
     """One training run, advanced a round at a time by the caller.
 
-    In the worker thread: a startup run of two short epochs (the first traces
-    and compiles, the second times a step to calibrate the round length), then
-    the gated run of warm-up and measured rounds, on the same model and
-    compiled step. Use as a context manager::
+    Entering starts a worker thread and waits for its startup: a run of two
+    short epochs (the first traces and compiles, the second times a step to
+    calibrate the round length). Startups are thus never concurrent: several
+    runs of one lockstep group each start up alone. The worker then waits at
+    every round boundary of the gated run (warm-up and measured rounds, same
+    model and compiled step) until the caller asks for a round. Use as a
+    context manager::
 
         with SteadyStateRun(spec, train_data, profile) as run:
             run.warm_up()
             for _ in range(profile.rounds):
-                run.next_round()      # time this from outside, or read run.measurement()
+                seconds = run.next_round()
+            result = run.measurement()
+
+    Args:
+        rounds: the most measured rounds the caller may ask for (default:
+            the profile's); leaving earlier is fine.
+        per_step: timestamp every step (the probe: step latencies). False
+            runs ``fit`` with only an epoch-boundary gate, as a plain
+            ``model.fit`` runs: the harness-overhead reference.
     """
 
     def __init__(self, spec: WorkflowSpec, train_data: tf.data.Dataset, profile: Profile, *,
                  device: str = "/CPU:0", timer: Callable[[], float] = time.perf_counter,
-                 timeout_s: float = ROUND_TIMEOUT_S):
+                 timeout_s: float = ROUND_TIMEOUT_S, rounds: int | None = None,
+                 per_step: bool = True):
         self.engine = training.prepare(spec, device=device)
         self.model, self.loop = self.engine.model, self.engine.loop
         self.spec, self.profile, self.device = spec, profile, device
+        self.rounds = profile.rounds if rounds is None else check_positive_int("rounds", rounds)
         self.timeout_s = timeout_s
         self.timer = timer
-        self.probe = _RoundProbe(timer, timeout_s)
+        self.probe = (_RoundProbe if per_step else _RoundGate)(timer, timeout_s)
         self.startup = _StartupClock(timer)
-        self.steps_per_round: int | None = None  # set by the calibration
+        self.steps_per_round: int | None = None  # timed steps a round, set by the calibration
+        self.lead_steps = 0  # untimed steps before them (see lead_steps), set with them
         self._per_execution = spec.steps_per_execution  # the probe sees one batch per execution
         self._train_data = train_data
         self._thread: threading.Thread | None = None
@@ -262,18 +338,23 @@ class SteadyStateRun:
 
     @property
     def total_rounds(self) -> int:
-        return self.profile.warmup_rounds + self.profile.rounds
+        return self.profile.warmup_rounds + self.rounds
 
     def __enter__(self) -> "SteadyStateRun":
         self._thread = threading.Thread(target=self._work, name=f"kbench-{self.spec.name}",
                                         daemon=True)
         self._thread.start()
+        try:
+            self._wait("startup", expect="ready")
+        except BaseException:
+            self._thread.join(self.timeout_s)
+            raise
         return self
 
     def __exit__(self, *exc_info) -> None:
-        # Release any round the worker still waits for, so it can finish.
-        for _ in range(self.total_rounds - self._requested):
-            self.probe.go.release()
+        """Stop the worker at its next round boundary and wait for it (settings restored)."""
+        self.probe.closed = True
+        self.probe.go.release()
         self._thread.join(self.timeout_s)
 
     def _work(self) -> None:
@@ -281,32 +362,56 @@ class SteadyStateRun:
             with self.engine.settings():
                 self.run_start = self.timer()
                 calibration = _whole_executions(self.profile.steps_per_round, self._per_execution)
-                self.loop.run(self._train_data, epochs=2, callbacks=[self.startup],
-                              steps_per_epoch=calibration)
-                step_s = self.startup.epoch_s[-1] / calibration
-                self.steps_per_round = calibrated_steps(step_s, self.profile,
-                                                        self._per_execution)
+                self.loop.run(self._train_data, epochs=1 + CALIBRATION_EPOCHS,
+                              callbacks=[self.startup], steps_per_epoch=calibration)
+                # The first epoch traced; the median of the others is the step time.
+                step_s = float(np.median(self.startup.epoch_s[1:])) / calibration
+                multiple = self._per_execution
+                self.steps_per_round = calibrated_steps(step_s, self.profile, multiple)
+                self.lead_steps = lead_steps(step_s, self.profile, multiple)
+                if self.lead_steps:
+                    self.probe.lead_end_step = self.lead_steps - 1
+                self.probe.finished.put(("ready", None))
                 self.loop.run(self._train_data, epochs=self.total_rounds,
-                              steps_per_epoch=self.steps_per_round, callbacks=[self.probe])
+                              steps_per_epoch=self.lead_steps + self.steps_per_round,
+                              callbacks=[self.probe])
             self.probe.finished.put(("done", None))
+        except _Closed:
+            self.probe.finished.put(("closed", None))
         except BaseException as err:  # handed to the caller's thread
             self.probe.finished.put(("error", err))
 
-    def next_round(self) -> None:
-        """Let the run do one more round of steps and wait until it is done (synced)."""
-        self._requested += 1
-        self.probe.go.release()
+    def _wait(self, what: str, expect: str) -> None:
         try:
             kind, value = self.probe.finished.get(timeout=self.timeout_s)
         except queue.Empty:
-            raise MeasurementError(f"{self.spec.name}: a round took over {self.timeout_s} s") from None
+            raise MeasurementError(f"{self.spec.name}: its {what} took over "
+                                   f"{self.timeout_s} s") from None
         if kind == "error":
-            raise MeasurementError(f"{self.spec.name} failed during round {self._requested}: "
+            raise MeasurementError(f"{self.spec.name} failed during its {what}: "
                                    f"{type(value).__name__}: {value}") from value
-        executions = self.steps_per_round // self._per_execution
-        if kind == "done" or len(self.probe.rounds[-1]["steps"]) != executions:
+        if kind != expect:
+            raise MeasurementError(f"{self.spec.name}: the input ran out in its {what}; "
+                                   "repeat() the training data")
+
+    def next_round(self) -> float:
+        """Let the run do one more round of steps, wait until it is done (synced), and
+        return its seconds."""
+        if self._requested >= self.total_rounds:
+            raise MeasurementError(f"{self.spec.name}: all {self.total_rounds} rounds "
+                                   f"({self.profile.warmup_rounds} warm-up + {self.rounds}) "
+                                   "have run; ask for more with rounds=")
+        self._requested += 1
+        self.probe.go.release()
+        self._wait(f"round {self._requested}", expect="round")
+        round_ = self.probe.rounds[-1]
+        executions = (self.lead_steps + self.steps_per_round) // self._per_execution
+        short = (len(round_["steps"]) != executions if self.probe.per_step
+                 else self.lead_steps and "lead" not in round_)
+        if short:
             raise MeasurementError(f"{self.spec.name}: the input ran out in round "
                                    f"{self._requested}; repeat() the training data")
+        return self.probe.timed_s(round_)
 
     def warm_up(self) -> None:
         """Run the unmeasured warm-up rounds."""
@@ -324,103 +429,31 @@ class SteadyStateRun:
             steps_per_round=self.steps_per_round,
             startup_s=self.startup.first_step_end - self.run_start,
             warmup_s=sum(r["end"] - r["start"] for r in probe.rounds[:warm]),
-            round_s=tuple(r["end"] - r["start"] for r in measured),
-            # One reading per execution: its mean step time.
-            step_s=tuple(s / self._per_execution for r in measured
-                         for s in np.diff([r["start"], *probe.step_ends(r)])),
-            round_loss=tuple(float(probe.round_loss(r)) for r in measured),
+            round_s=tuple(probe.timed_s(r) for r in measured),
+            # One reading per execution: its mean step time (none without the probe).
+            step_s=tuple(s / self._per_execution for r in measured if r["steps"]
+                         for s in np.diff([r.get("lead", r["start"]),
+                                           *probe.timed_step_ends(r)])),
+            round_loss=tuple(r["loss"] for r in measured),
             round_noise=tuple(r["noise"] for r in measured),
             flops_per_sample=self.flops_per_sample,
         )
 
 
 def measure(spec: WorkflowSpec, train_data: tf.data.Dataset, profile: Profile, *,
-            device: str = "/CPU:0", round_runner: Callable[[Callable[[], None], int], None] | None = None
-            ) -> Measurement:
-    """Measure ``spec`` on ``train_data`` under ``profile``.
+            device: str = "/CPU:0") -> Measurement:
+    """Measure ``spec`` alone on ``train_data``: the profile's warm-up and measured rounds.
 
-    Args:
-        round_runner: calls ``next_round`` ``rounds`` times; pytest-benchmark's
-            ``pedantic`` in the benchmarks, a plain loop by default.
+    (The benchmark suites measure variants interleaved instead: kbench.interleaved.)
     """
-    runner = round_runner or (lambda fn, n: [fn() for _ in range(n)])
     with SteadyStateRun(spec, train_data, profile, device=device) as run:
         run.warm_up()
-        runner(run.next_round, profile.rounds)
+        for _ in range(profile.rounds):
+            run.next_round()
         return run.measurement()
 
 
-def benchmark_training(benchmark, spec: WorkflowSpec, train_data: tf.data.Dataset,
-                       profile: Profile, *, device: str = "/CPU:0",
-                       peak_flops: float | None = None, **labels) -> Measurement:
-    """Time ``spec`` with pytest-benchmark: one pedantic round per training round.
-
-    The measurement's :class:`~kbench.record.BenchmarkRecord` (rounds, startup,
-    step latencies, FLOPs and MFU, ``labels``: suite, comparison, variant,
-    baseline, extras) goes into ``benchmark.extra_info``.
-    """
-    if labels.get("comparison"):
-        benchmark.group = labels["comparison"]  # read when pedantic starts
-    with SteadyStateRun(spec, train_data, profile, device=device) as run:
-        run.warm_up()
-        benchmark.pedantic(run.next_round, rounds=profile.rounds, iterations=1)
-        result = run.measurement()
-    write_record(benchmark, result.record(peak_flops=peak_flops, profile=profile.name, **labels))
-    return result
-
-
 def write_record(benchmark, record: BenchmarkRecord) -> None:
-    """Put ``record`` into pytest-benchmark's ``extra_info``, replacing what was there.
-
-    (pytest-benchmark reads ``benchmark.group`` when ``pedantic`` starts: set it before.)
-    """
+    """Put ``record`` into pytest-benchmark's ``extra_info``, replacing what was there."""
     benchmark.extra_info.clear()
     benchmark.extra_info.update(record.to_extra_info())
-
-
-def add_extras(benchmark, **extras) -> BenchmarkRecord:
-    """Add a suite's own numbers (e.g. a reference throughput) to the record in ``benchmark``."""
-    record = BenchmarkRecord.from_extra_info(benchmark.extra_info)
-    record = record.replace(extras={**record.extras, **extras})
-    write_record(benchmark, record)
-    return record
-
-
-def _timed_fit(model: keras.Model, train_data: tf.data.Dataset, steps: int,
-               timer: Callable[[], float]) -> float:
-    """Seconds for one plain ``model.fit`` of ``steps`` steps, device synced."""
-    sync_devices()
-    start = timer()
-    model.fit(train_data, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False)
-    sync_devices()
-    return timer() - start
-
-
-def bare_fit_throughput(spec: WorkflowSpec, train_data: tf.data.Dataset, *, steps: int,
-                        warmup_steps: int, repeats: int = 3, device: str = "/CPU:0",
-                        timer: Callable[[], float] = time.perf_counter) -> float:
-    """Samples/s of plain, hand-timed ``model.fit`` calls (no kbench callback at all).
-
-    One model: an untimed fit of ``warmup_steps`` traces the train function
-    (Keras keeps it across fit calls), then ``repeats`` pairs of timed fits of
-    1 and ``1 + steps`` steps. Each pair's difference is the time of ``steps``
-    steady-state steps with the per-fit setup (epoch iterator, pipeline
-    start-up) cancelled out; the median pair is returned. The reference for
-    the harness-overhead check.
-    """
-    check_positive_int("repeats", repeats)
-    engine = training.prepare(spec, device=device)
-    model = engine.model
-    with engine.settings():
-        model.fit(train_data, steps_per_epoch=max(1, warmup_steps), epochs=1, verbose=0,
-                  shuffle=False)
-        differences = []
-        for _ in range(repeats):
-            short = _timed_fit(model, train_data, 1, timer)
-            long = _timed_fit(model, train_data, 1 + steps, timer)
-            differences.append(long - short)
-    difference = float(np.median(differences))
-    if difference <= 0:
-        raise MeasurementError(f"bare fit of {steps} more steps took no time "
-                               f"(pairs differ by {differences} s); use more steps")
-    return steps * spec.batch_size / difference

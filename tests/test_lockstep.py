@@ -65,6 +65,31 @@ def test_a_budget_stops_after_the_cycle_that_spends_it_but_never_before_two():
     assert rounds.cycles == 2
 
 
+def test_a_budget_waits_for_the_fewest_cycles_asked_for():
+    clock = itertools.count(0.0, 10.0)
+    runners = {"a": FakeRunner("a", []), "b": FakeRunner("b", [])}
+    rounds = lockstep.run_lockstep(runners, 100, budget_s=1.0, min_cycles=5,
+                                   stopwatch=still_watch(), clock=lambda: next(clock))
+    assert rounds.cycles == 5
+
+
+def test_done_is_asked_after_each_cycle_from_the_fewest_on_and_stops_the_group():
+    seen = []
+
+    def done(seconds):
+        seen.append(len(seconds["a"]))
+        return len(seconds["a"]) == 6
+
+    runners = {"a": FakeRunner("a", []), "b": FakeRunner("b", [])}
+    rounds = lockstep.run_lockstep(runners, 100, min_cycles=4, done=done, stopwatch=still_watch())
+    assert rounds.cycles == 6 and seen == [4, 5, 6]
+
+
+def test_the_fewest_cycles_cannot_exceed_the_most():
+    with pytest.raises(LockstepError, match=r"min_cycles \(5\) exceeds cycles \(3\)"):
+        lockstep.run_lockstep({"a": FakeRunner("a", [])}, 3, min_cycles=5)
+
+
 def test_a_failing_variant_is_named_with_its_round():
     log = []
     runners = {"a": FakeRunner("a", log), "b": FakeRunner("b", log, fail_at=2)}

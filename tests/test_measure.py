@@ -1,5 +1,6 @@
 """Tests for kbench.measure: the steady-state run, its record, inputs, the bare-fit reference."""
 
+import dataclasses
 import itertools
 
 import numpy as np
@@ -7,7 +8,6 @@ import pytest
 import tensorflow as tf
 
 from kbench import distribute, inputs, measure, profiles, testing
-from kbench.record import BenchmarkRecord
 from kbench.workflows import LOOPS, UpstreamBugError, WorkflowSpec
 
 from test_flops import MLP_FORWARD_FLOPS
@@ -147,9 +147,9 @@ def test_a_failure_in_training_reaches_the_caller(tiny):
     spec = WorkflowSpec(batch_size=64)
     wrong_shape = tf.data.Dataset.from_tensors(
         (tf.zeros((64, 5, 5)), tf.zeros((64,), tf.int32))).repeat()
-    with measure.SteadyStateRun(spec, wrong_shape, profile()) as run:
-        with pytest.raises(measure.MeasurementError, match="failed during round 1"):
-            run.next_round()
+    with pytest.raises(measure.MeasurementError, match="failed during its startup"):
+        with measure.SteadyStateRun(spec, wrong_shape, profile()):
+            pass  # the startup runs on entry
 
 
 def test_known_upstream_bug_is_refused_before_measuring(tiny):
@@ -158,57 +158,61 @@ def test_known_upstream_bug_is_refused_before_measuring(tiny):
         measure.SteadyStateRun(spec, _input(spec, tiny), profile())
 
 
-class FakeBenchmark:
-    """The parts of pytest-benchmark's fixture that benchmark_training uses."""
-
-    def __init__(self):
-        self.extra_info, self.group, self.calls = {}, None, 0
-
-    def pedantic(self, target, rounds, iterations):
-        assert iterations == 1
-        for _ in range(rounds):
-            target()
-            self.calls += 1
-
-
-def test_benchmark_training_fills_extra_info_and_group(tiny):
-    spec = WorkflowSpec(batch_size=32)
-    bench = FakeBenchmark()
-    profile = profiles.get_profile("smoke")
-    result = measure.benchmark_training(bench, spec, _input(spec, tiny), profile,
-                                        peak_flops=2e9, comparison="loop x", variant="fit")
-    assert bench.calls == profile.rounds
-    assert bench.group == "loop x"
-    assert bench.extra_info["variant"] == "fit" and bench.extra_info["profile"] == "smoke"
-    assert bench.extra_info["samples_per_s"] == list(result.samples_per_s)
-    assert bench.extra_info["peak_flops"] == 2e9
-    stored = BenchmarkRecord.from_extra_info(bench.extra_info)
-    assert stored == result.record(peak_flops=2e9, profile="smoke", comparison="loop x",
-                                   variant="fit")
-
-
 def test_sync_devices_runs_on_cpu():
     distribute.sync_devices()  # must not raise where there is no GPU
 
 
-def test_bare_fit_throughput_is_the_median_difference_of_short_and_long_fits(tiny):
+def test_next_round_returns_the_rounds_seconds(tiny):
     spec = WorkflowSpec(batch_size=32)
-    # Each timed fit reads the clock twice; pairs (1 step, 6 steps) differ by 2, 1, 4 s.
-    readings = iter([0.0, 1.0, 1.0, 4.0,   5.0, 6.0, 6.0, 8.0,   9.0, 10.0, 10.0, 15.0])
-    rate = measure.bare_fit_throughput(spec, _input(spec, tiny), steps=5, warmup_steps=2,
-                                       timer=lambda: next(readings))
-    assert rate == 5 * 32 / 2.0
-    assert next(readings, None) is None, "exactly three pairs were timed"
+    with measure.SteadyStateRun(spec, _input(spec, tiny), profile(),
+                                timer=testing.counting_timer()) as run:
+        run.warm_up()
+        seconds = [run.next_round() for _ in range(3)]
+        assert tuple(seconds) == run.measurement().round_s == (5.0, 5.0, 5.0)
 
 
-def test_bare_fit_throughput_refuses_a_clock_that_did_not_move(tiny):
+def test_the_startup_runs_on_entry_so_runs_never_start_up_together(tiny):
     spec = WorkflowSpec(batch_size=32)
-    with pytest.raises(measure.MeasurementError, match="took no time"):
-        measure.bare_fit_throughput(spec, _input(spec, tiny), steps=5, warmup_steps=1,
-                                    repeats=1, timer=lambda: 1.0)
-    with pytest.raises(ValueError, match="repeats must be a positive int, got 0"):
-        measure.bare_fit_throughput(spec, _input(spec, tiny), steps=5, warmup_steps=1,
-                                    repeats=0)
+    run = measure.SteadyStateRun(spec, _input(spec, tiny), profile())
+    assert run.steps_per_round is None
+    with run:
+        assert run.steps_per_round == 4  # calibrated before __enter__ returned
+        assert run.startup.first_step_end is not None
+
+
+def test_a_run_may_stop_before_its_last_round_and_its_worker_ends(tiny):
+    spec = WorkflowSpec(batch_size=32)
+    with measure.SteadyStateRun(spec, _input(spec, tiny), profile(), rounds=50) as run:
+        run.warm_up()
+        run.next_round()
+    assert not run._thread.is_alive()
+    assert len(run.measurement().round_s) == 1
+
+
+def test_asking_for_more_rounds_than_the_run_has_is_an_error(tiny):
+    spec = WorkflowSpec(batch_size=32)
+    with measure.SteadyStateRun(spec, _input(spec, tiny), profile(warmup=1), rounds=2) as run:
+        run.warm_up()
+        run.next_round()
+        run.next_round()
+        with pytest.raises(measure.MeasurementError,
+                           match=r"all 3 rounds \(1 warm-up \+ 2\) have run"):
+            run.next_round()
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_without_the_per_step_probe_rounds_have_no_step_times_but_a_loss(loop, tiny):
+    """The bare-fit reference: only the epoch gate runs, as in a plain model.fit."""
+    spec = WorkflowSpec(loop=loop, batch_size=32)
+    with measure.SteadyStateRun(spec, _input(spec, tiny), profile(), per_step=False) as run:
+        assert not run.probe.per_step
+        run.warm_up()
+        for _ in range(3):
+            run.next_round()
+    result = run.measurement()
+    assert result.step_s == () and len(result.round_s) == 3
+    assert result.record().step_latency_s is None
+    assert len(result.round_loss) == 3 and all(np.isfinite(result.round_loss))
 
 
 @pytest.mark.parametrize("loop", LOOPS)
@@ -222,3 +226,48 @@ def test_rounds_are_whole_executions_of_steps_per_execution(loop, tiny):
 
 def test_calibration_rounds_up_to_whole_executions():
     assert measure.calibrated_steps(0.01, profile(min_round_s=0.5), multiple=8) == 56
+
+
+# --------------------------------------------------------------------------- the lead of a round
+
+
+@pytest.mark.parametrize("step_s, lead, multiple, expected", [
+    (0.001, 8, 1, 8),     # a fast step: the profile's lead
+    (0.010, 8, 1, 5),     # 8 steps would last 80 ms: capped at LEAD_MAX_S (50 ms)
+    (1.000, 8, 1, 1),     # a slow step: one, never none
+    (0.001, 8, 3, 9),     # whole executions of 3 steps
+    (0.001, 0, 1, 0),     # the profile asks for none
+])
+def test_lead_steps(step_s, lead, multiple, expected):
+    prof = dataclasses.replace(profile(), lead_steps=lead)
+    assert measure.lead_steps(step_s, prof, multiple) == expected
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_a_rounds_clock_starts_after_its_lead(loop, tiny, monkeypatch):
+    monkeypatch.setattr(measure, "LEAD_MAX_S", 1e9)  # ticks, not seconds, here
+    spec = WorkflowSpec(loop=loop, batch_size=32)
+    prof = dataclasses.replace(profile(), lead_steps=2)
+    with measure.SteadyStateRun(spec, _input(spec, tiny), prof,
+                                timer=testing.counting_timer()) as run:
+        run.warm_up()
+        for _ in range(3):
+            run.next_round()
+    result = run.measurement()
+    assert run.lead_steps == 2 and result.steps_per_round == 4
+    assert all(len(r["steps"]) == 6 for r in run.probe.rounds)  # lead + timed steps ran
+    # Clock reads: begin, 2 lead steps, 4 timed steps, end: the lead's end to the end is 5.
+    assert result.round_s == (5.0, 5.0, 5.0)
+    assert result.step_s == (1.0,) * 12  # the timed steps only
+
+
+def test_a_bare_rounds_clock_also_starts_after_its_lead(tiny, monkeypatch):
+    monkeypatch.setattr(measure, "LEAD_MAX_S", 1e9)
+    spec = WorkflowSpec(batch_size=32)
+    prof = dataclasses.replace(profile(), lead_steps=2)
+    with measure.SteadyStateRun(spec, _input(spec, tiny), prof, per_step=False,
+                                timer=testing.counting_timer()) as run:
+        run.warm_up()
+        run.next_round()
+    # Clock reads: begin, the lead's end (its one step-level read), end.
+    assert run.measurement().round_s == (1.0,)
