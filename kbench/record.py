@@ -38,8 +38,12 @@ from kbench.workflows import WorkflowError, WorkflowSpec
 #     e.g. the model did not learn while timed); a v1 record keeps its two
 #     losses among its extras. round_noise: each measured round's wall and
 #     process CPU time and CPU steal (kbench.telemetry).
-RECORD_SCHEMA_VERSION = 2
-SUPPORTED_RECORD_SCHEMA_VERSIONS = (1, 2)
+#   3: lockstep, the comparison group whose variants ran interleaved with this
+#     one (kbench.interleaved): round i of every member ran in cycle i, so
+#     their ratios are paired. A version 2 record has none (its rounds are
+#     not paired with anything).
+RECORD_SCHEMA_VERSION = 3
+SUPPORTED_RECORD_SCHEMA_VERSIONS = (1, 2, 3)
 SCHEMA_FIELD = "kbench_schema"
 
 LATENCY_QUANTILES = ("p50", "p90", "p99")
@@ -184,6 +188,7 @@ class BenchmarkRecord:
     comparison: str | None = None
     variant: str | None = None
     baseline: str | None = None
+    lockstep: str | None = None
     extras: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     pooling: Pooling | None = None
     key: str = ""
@@ -207,7 +212,7 @@ class BenchmarkRecord:
                 set_(name, _validate.check_number(name, getattr(self, name), error=RecordError,
                                                   where=where))
         for name in ("device", "profile", "suite", "comparison", "variant", "baseline", "group",
-                     "invalid"):
+                     "invalid", "lockstep"):
             if getattr(self, name) is not None:
                 _validate.check_str(name, getattr(self, name), error=RecordError, where=where)
         set_("round_noise", tuple(self.round_noise))
@@ -297,7 +302,7 @@ class BenchmarkRecord:
     @classmethod
     def from_extra_info(cls, extra: Mapping, *, key: str = "", group: str | None = None
                         ) -> "BenchmarkRecord":
-        """The record stored in ``extra`` (schema version 1 or 2).
+        """The record stored in ``extra`` (schema version 1, 2 or 3).
 
         Raises:
             RecordError: naming the benchmark, the field and the bad value.

@@ -280,6 +280,50 @@ def paired_ratio_ci(
     return ratio, float(np.exp(low)), float(np.exp(high))
 
 
+def paired_statistic_ci(
+    columns: Sequence,
+    statistic: Callable[..., np.ndarray],
+    *,
+    confidence: float = DEFAULT_CONFIDENCE,
+    n_resamples: int = DEFAULT_BOOTSTRAP_RESAMPLES,
+    seed=0,
+) -> tuple[float, float, float]:
+    """A statistic of several paired samples and its bootstrap CI, resampling rows jointly.
+
+    Row i of every column was measured together (cycle i of a lockstep group).
+    ``statistic(*columns)`` gets one array per column, each of shape
+    ``(resamples, rows)``, and returns one value per resample; the point
+    estimate is the statistic of the columns as measured.
+
+    Returns:
+        ``(estimate, low, high)``.
+    """
+    data = [_as_sample(c, f"column {i}") for i, c in enumerate(columns)]
+    if not data:
+        raise ValueError("paired_statistic_ci needs at least one column, got none")
+    sizes = {c.size for c in data}
+    if len(sizes) != 1:
+        raise ValueError(f"paired columns must have the same length, got lengths "
+                         f"{[c.size for c in data]}")
+    _check_bootstrap_args(confidence, n_resamples)
+    n = data[0].size
+    estimate = float(np.asarray(statistic(*(c[None, :] for c in data)))[0])
+    if n == 1:
+        return estimate, estimate, estimate
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, n, size=(n_resamples, n))
+    values = np.asarray(statistic(*(c[idx] for c in data)), dtype=float)
+    if values.shape != (n_resamples,):
+        raise ValueError(f"the statistic must return one value per resample "
+                         f"({n_resamples}), got shape {values.shape}")
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        raise ValueError("the statistic was not finite on any resample")
+    # A resample can be degenerate (e.g. a zero denominator); the CI is over the others.
+    low, high = _percentile_interval(finite, confidence)
+    return estimate, low, high
+
+
 # --------------------------------------------------------------------------- comparisons
 
 

@@ -585,12 +585,27 @@ def test_ratio_checks_validate_on_construction(change, quoted):
     assert_error_names(ComparisonError, lambda: RatioCheck(**fields), quoted)
 
 
+# Each declared check is scoped to one suite by its comparison label (other suites reuse
+# the same workflows under their own labels).
+SUITE_OF_CHECK = {"function-vs-eager-mlp": "execution *", "function-vs-eager-cnn": "execution *",
+                  "xla-vs-function-mlp": "execution *", "harness-overhead": "harness *"}
+
+
 def test_declared_checks_are_named_bounded_and_explained():
     names = [check.name for check in compare.RATIO_CHECKS]
     assert len(set(names)) == len(names)
+    assert sorted(names) == sorted(SUITE_OF_CHECK)
     for check in compare.RATIO_CHECKS:
         assert check.why and check.bound_text()
-        assert ("comparison", "execution *") in check.where
+        assert ("comparison", SUITE_OF_CHECK[check.name]) in check.where
+
+
+def test_the_harness_check_is_declared_with_the_overhead_target():
+    assert compare.HARNESS_CHECK in compare.RATIO_CHECKS
+    assert compare.HARNESS_OVERHEAD_TARGET == 0.03
+    assert compare.HARNESS_CHECK.min_ratio == pytest.approx(1 - compare.HARNESS_OVERHEAD_TARGET)
+    assert compare.HARNESS_CHECK.max_ratio is None
+    assert compare.HARNESS_CHECK.bound_text() == ">= 0.97x"
 
 
 def test_run_checks_refuses_what_is_not_a_run_or_a_check():
@@ -629,3 +644,107 @@ def test_run_groups_divide_each_member_by_its_labelled_baseline():
     assert [m.ratio is None for m in group.members] == [True, False]
     assert group.members[1].ratio[0] == pytest.approx(0.5, rel=0.05)
     assert other.baseline is None and other.members[0].ratio is None
+
+
+# --------------------------------------------------------------------------- lockstep pairing
+
+CYCLES = 20
+
+
+def cycle_drift(seed: int = 0) -> np.ndarray:
+    """Per-cycle throughput factors that every variant of a cycle shares: the machine's
+    speed wanders by tens of percent from one cycle to the next."""
+    return np.exp(0.25 * np.random.default_rng(seed).standard_normal(CYCLES))
+
+
+def lockstep_pair(ratio: float, *, noise: float = 0.005, lockstep="g", seed: int = 0):
+    """(numerator, denominator) records of one lockstep group: round i of both ran in
+    cycle i and shares its drift; per cycle the numerator is ``ratio`` times faster, with
+    its own relative ``noise``."""
+    drift = BASE_THROUGHPUT * cycle_drift(seed)
+    jitter = np.random.default_rng(seed + 1).standard_normal((2, CYCLES))
+    num = testing.fake_record("num", ratio * drift * (1 + noise * jitter[0]), lockstep=lockstep)
+    den = testing.fake_record("den", drift * (1 + noise * jitter[1]), lockstep=lockstep)
+    return num, den
+
+
+def test_records_of_one_lockstep_group_with_as_many_rounds_are_paired():
+    num, den = lockstep_pair(1.0)
+    assert compare.paired(num, den) and compare.paired(den, num)
+
+
+@pytest.mark.parametrize("change", [
+    {"lockstep": "h"},  # another group
+    {"lockstep": None},  # measured on its own
+    {"samples_per_s": (1.0,) * (CYCLES - 1), "round_s": ()},  # not one round a cycle
+])
+def test_records_of_other_groups_or_lengths_are_not_paired(change):
+    num, den = lockstep_pair(1.0)
+    assert not compare.paired(num.replace(**change), den)
+    assert not compare.paired(den, num.replace(**change))
+
+
+def test_records_without_a_lockstep_group_are_never_paired():
+    num, den = lockstep_pair(1.0, lockstep=None)
+    assert not compare.paired(num, den)
+
+
+def test_in_run_ratio_of_paired_records_cancels_the_drift_they_share():
+    num, den = lockstep_pair(1.10)
+    paired = compare.in_run_ratio(num, den)
+    assert paired == stats.paired_ratio_ci(num.samples_per_s, den.samples_per_s)
+    unpaired = stats.ratio_ci(num.samples_per_s, den.samples_per_s)
+    assert paired[1] <= paired[0] <= paired[2]
+    assert paired[1] > 1.09 and paired[2] < 1.11  # 0.5% noise: the drift is gone
+    assert unpaired[1] < 1.0 < 1.2 < unpaired[2]  # the drift of 25% a cycle is not
+    assert paired[2] - paired[1] < (unpaired[2] - unpaired[1]) / 10
+
+
+def test_in_run_ratio_of_unpaired_records_resamples_each_side():
+    num, den = lockstep_pair(1.10, lockstep=None)
+    assert compare.in_run_ratio(num, den) == stats.ratio_ci(num.samples_per_s, den.samples_per_s)
+    other = den.replace(lockstep="h")
+    assert compare.in_run_ratio(num.replace(lockstep="g"), other) == \
+        stats.ratio_ci(num.samples_per_s, den.samples_per_s)
+
+
+def harness_pair(ratio: float, noise: float = 0.005):
+    """(kbench, bare fit) records as benchmarks/test_harness.py labels them."""
+    kbench, bare = lockstep_pair(ratio, noise=noise, lockstep="harness b64 /CPU:0")
+    labels = dict(comparison="harness b64 /CPU:0", baseline="bare fit")
+    return (kbench.replace(key="test_harness[kbench]", variant="kbench", **labels),
+            bare.replace(key="test_harness[bare fit]", variant="bare fit", **labels))
+
+
+def test_harness_check_fails_when_kbench_is_slower_in_every_cycle():
+    result = compare.check_pair(compare.HARNESS_CHECK, *harness_pair(0.90))
+    assert result.status == "failed"
+    assert result.ratio == pytest.approx(0.90, abs=0.005) and result.ci_high < 0.97
+    assert (result.numerator_key, result.denominator_key) == (
+        "test_harness[kbench]", "test_harness[bare fit]")
+    assert "harness-overhead" in str(result) and "failed" in str(result)
+
+
+def test_harness_check_passes_when_kbench_costs_nothing():
+    result = compare.check_pair(compare.HARNESS_CHECK, *harness_pair(1.0))
+    assert result.status == "passed"
+    assert result.ci_low > 0.97 and result.ci_low <= 1.0 <= result.ci_high
+
+
+def test_harness_check_passes_when_its_ci_straddles_the_bound():
+    kbench, bare = harness_pair(1.0)
+    # Per cycle kbench/bare is 0.965 * exp(+-0.05): below the bound, but not surely.
+    wobble = 0.965 * np.exp(0.05 * np.array([1, -1] * (CYCLES // 2)))
+    kbench = kbench.replace(samples_per_s=tuple(np.multiply(bare.samples_per_s, wobble)),
+                            round_s=())
+    result = compare.check_pair(compare.HARNESS_CHECK, kbench, bare)
+    assert result.ratio < 0.97 and result.ci_low < 0.97 < result.ci_high
+    assert result.status == "passed"
+
+
+def test_run_checks_finds_the_harness_pair_of_a_run():
+    kbench, bare = harness_pair(0.90)
+    run = testing.fake_run({kbench.key: kbench, bare.key: bare})
+    (result,) = compare.run_checks(run, [compare.HARNESS_CHECK])
+    assert result.status == "failed" and result.numerator_key == "test_harness[kbench]"
+    assert result == compare.check_pair(compare.HARNESS_CHECK, kbench, bare)

@@ -26,6 +26,7 @@ def full_record(**changes) -> BenchmarkRecord:
                                RoundNoise(0.72, 1.0, 0.3)),
                   flops_per_sample=1000, peak_flops=1e11, profile="default", suite="loops",
                   comparison="loop cnn b32 /CPU:0", variant="custom", baseline="fit",
+                  lockstep="loop cnn b32 /CPU:0",
                   extras={"bare_fit_samples_per_s": 1050.0, "note": "x"},
                   pooling=Pooling(("a.json", "b.json"), "session", (1.0, 2.0)),
                   key="test_loop_throughput[cpu-b32-cnn-custom]", group="loop cnn b32 /CPU:0")
@@ -63,6 +64,23 @@ def test_every_stored_file_reads_and_rewrites_to_the_same_record(path):
         assert again == dataclasses.replace(rec, schema_version=record.RECORD_SCHEMA_VERSION)
 
 
+def test_the_lockstep_group_round_trips_through_extra_info():
+    rec = testing.fake_record("k", [1000.0, 900.0], lockstep="g")
+    extra = json.loads(json.dumps(rec.to_extra_info()))
+    assert extra["lockstep"] == "g" and extra[record.SCHEMA_FIELD] == 3
+    assert BenchmarkRecord.from_extra_info(extra, key="k").lockstep == "g"
+    assert "lockstep" not in testing.fake_record("k", [1000.0]).to_extra_info()
+
+
+def test_a_version_2_record_has_no_lockstep_group_and_is_rewritten_as_version_3():
+    v2 = {**full_record(lockstep=None).to_extra_info(), record.SCHEMA_FIELD: 2}
+    assert "lockstep" not in v2
+    rec = BenchmarkRecord.from_extra_info(v2, key="k")
+    assert rec.schema_version == 2 and rec.lockstep is None
+    assert rec.samples_per_s == (1000.0, 1100.0, 900.0)
+    assert rec.to_extra_info()[record.SCHEMA_FIELD] == record.RECORD_SCHEMA_VERSION == 3
+
+
 def test_a_version_1_record_keeps_suite_numbers_and_pooling():
     v1 = {"samples_per_s": [2.0, 3.0], "batch_size": 64, "bare_fit_samples_per_s": 900.0,
           "harness_ratio": 1.01, "pooled_from": ["a", "b"], "pooled_by": "session",
@@ -91,7 +109,9 @@ def test_a_version_1_record_keeps_suite_numbers_and_pooling():
     ({"spec": {"family": "mlp"}}, "spec must be a WorkflowSpec or None"),
     ({"step_latency_s": {"p50": 1}}, "step_latency_s must be a Latencies or None"),
     ({"extras": {"x": [1, 2]}}, "extras['x'] must be a str, bool or number, got [1, 2]"),
-    ({"schema_version": 3}, "schema_version must be one of (1, 2), got 3"),
+    ({"schema_version": 4}, "schema_version must be one of (1, 2, 3), got 4"),
+    ({"lockstep": 3}, "lockstep must be a non-empty str, got 3"),
+    ({"lockstep": ""}, "lockstep must be a non-empty str, got ''"),
 ])
 def test_bad_fields_are_refused_naming_the_benchmark_and_the_value(changes, quoted):
     with pytest.raises(RecordError) as info:
@@ -102,7 +122,8 @@ def test_bad_fields_are_refused_naming_the_benchmark_and_the_value(changes, quot
 
 
 @pytest.mark.parametrize("edit, quoted", [
-    (lambda e: e.update(kbench_schema=9), "kbench_schema must be one of (1, 2), got 9"),
+    (lambda e: e.update(kbench_schema=9), "kbench_schema must be one of (1, 2, 3), got 9"),
+    (lambda e: e.update(lockstep=["g"]), "lockstep must be a non-empty str, got ['g']"),
     (lambda e: e.update(colour="red"), "unknown record field(s) ['colour']"),
     (lambda e: e.pop("batch_size"), "the record has no batch_size"),
     (lambda e: e["spec"].update(family="rnn"), "bad spec: family must be one of"),

@@ -314,3 +314,75 @@ def test_paired_samples_must_pair():
     with pytest.raises(ValueError, match="same length, got 2 numerator and 3 denominator"):
         stats.paired_ratio_ci([1.0, 2.0], [1.0, 2.0, 3.0])
     assert_value_error_quotes(stats.paired_ratio_ci, "-1.0", [1.0, -1.0], [1.0, 1.0])
+
+
+# --------------------------------------------------------------------------- paired statistics
+
+
+def mean_ratio(a, b):
+    """Ratio of column means, one value per row of the resampled (resamples, rows) arrays."""
+    return np.mean(a, axis=-1) / np.mean(b, axis=-1)
+
+
+def test_paired_statistic_estimate_is_the_statistic_of_the_columns_as_measured():
+    a, b = [1.0, 2.0, 4.0, 9.0], [2.0, 2.0, 2.0, 2.0]
+    estimate, low, high = stats.paired_statistic_ci([a, b], mean_ratio,
+                                                    n_resamples=FAST_RESAMPLES)
+    assert estimate == pytest.approx(4.0 / 2.0)  # mean 16/4 over mean 2, not a bootstrap mean
+    assert low <= estimate <= high and low < high
+    assert 1.0 / 2.0 <= low and high <= 9.0 / 2.0  # inside what any resample can give
+
+
+@given(narrow_throughputs, st.integers(0, 2**32 - 1))
+@FAST
+def test_paired_statistic_ci_brackets_its_estimate(x, seed):
+    y = [v * 1.1 for v in reversed(x)]
+    estimate, low, high = stats.paired_statistic_ci([x, y], mean_ratio, seed=seed,
+                                                    n_resamples=FAST_RESAMPLES)
+    assert low <= estimate <= high
+
+
+def test_paired_statistic_resamples_rows_jointly():
+    # Row i of b is always row i of a plus 1: every joint resample keeps that difference,
+    # while a, on its own, spreads over a factor of 100.
+    a = np.geomspace(1.0, 100.0, 30)
+    b = a + 1
+    diff = stats.paired_statistic_ci([b, a],
+                                     lambda u, v: np.mean(u - v, axis=-1), seed=1,
+                                     n_resamples=FAST_RESAMPLES)
+    assert diff == pytest.approx((1.0, 1.0, 1.0))
+    alone = stats.paired_statistic_ci([b], lambda u: np.mean(u, axis=-1), seed=1,
+                                      n_resamples=FAST_RESAMPLES)
+    assert alone[2] - alone[1] > 10
+
+
+def test_paired_statistic_is_deterministic_for_a_fixed_seed():
+    rng = np.random.default_rng(5)
+    columns = [rng.uniform(90, 110, 25), rng.uniform(90, 110, 25)]
+    first = stats.paired_statistic_ci(columns, mean_ratio, seed=7, n_resamples=FAST_RESAMPLES)
+    again = stats.paired_statistic_ci(columns, mean_ratio, seed=7, n_resamples=FAST_RESAMPLES)
+    other = stats.paired_statistic_ci(columns, mean_ratio, seed=8, n_resamples=FAST_RESAMPLES)
+    assert first == again
+    assert first[0] == other[0] and first[1:] != other[1:]
+
+
+def test_paired_statistic_of_a_single_row_has_a_degenerate_ci():
+    assert stats.paired_statistic_ci([[3.0], [1.5]], mean_ratio) == (2.0, 2.0, 2.0)
+
+
+def test_paired_statistic_refuses_columns_of_unequal_length_naming_them():
+    assert_value_error_quotes(stats.paired_statistic_ci, "same length, got lengths [3, 2, 3]",
+                              [[1.0, 2.0, 3.0], [1.0, 2.0], [4.0, 5.0, 6.0]], mean_ratio)
+
+
+def test_paired_statistic_needs_a_column():
+    assert_value_error_quotes(stats.paired_statistic_ci, "at least one column, got none",
+                              [], mean_ratio)
+
+
+def test_paired_statistic_refuses_bad_values_naming_the_column():
+    assert_value_error_quotes(stats.paired_statistic_ci, "column 1 must be finite, got nan at "
+                              "index 2", [[1.0, 2.0, 3.0], [1.0, 2.0, float("nan")]], mean_ratio)
+    assert_value_error_quotes(stats.paired_statistic_ci, "confidence must be a number strictly "
+                              "between 0 and 1, got 95", [[1.0, 2.0]], lambda a: a[:, 0],
+                              confidence=95)

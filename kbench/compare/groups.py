@@ -14,9 +14,23 @@ from kbench.record import BenchmarkRecord
 from kbench.results import Run
 
 
+def paired(a: BenchmarkRecord, b: BenchmarkRecord) -> bool:
+    """Whether two records' rounds ran pairwise interleaved (the same lockstep group, as many
+    rounds each: round i of both in cycle i)."""
+    return (a.lockstep is not None and a.lockstep == b.lockstep
+            and len(a.samples_per_s) == len(b.samples_per_s))
+
+
 def in_run_ratio(numerator: BenchmarkRecord, denominator: BenchmarkRecord
                  ) -> tuple[float, float, float]:
-    """(ratio of medians, CI low, CI high) of two benchmarks of one run."""
+    """(ratio, CI low, CI high) of two benchmarks of one run.
+
+    Paired records (:func:`paired`): the geometric mean of per-cycle ratios with
+    a bootstrap over cycles, so drift common to a cycle cancels. Otherwise the
+    ratio of medians, each side resampled on its own.
+    """
+    if paired(numerator, denominator):
+        return stats.paired_ratio_ci(numerator.samples_per_s, denominator.samples_per_s)
     return stats.ratio_ci(numerator.samples_per_s, denominator.samples_per_s)
 
 
