@@ -9,11 +9,11 @@ pytest-benchmark (kbench's ``test`` extra). kbench's own
 ``benchmarks/conftest.py`` is that one line.
 
 It adds ``--kbench-profile`` and ``--kbench-store``; the fixtures ``profile``,
-``mnist_5k``, ``device``, ``peak_flops`` and ``run_training``; the profile's
+``mnist_5k``, ``device``, ``peak_flops`` and ``lockstep_group``; the profile's
 ``batch_size``/``family`` parametrization; the store of every session's run;
 and the kbench summary of that run at the end of the session. A benchmark
 counts as kbench's when its ``extra_info`` holds a
-:class:`kbench.record.BenchmarkRecord` (``run_training`` and
+:class:`kbench.record.BenchmarkRecord` (``lockstep_group`` and
 ``kbench.measure.write_record`` put it there).
 
 Why ``pytest_plugins`` and not a ``pytest11`` entry point: pytest loads an
@@ -40,7 +40,7 @@ from pathlib import Path
 
 import pytest
 
-from kbench import data, distribute, fingerprint, flops, measure, profiles, report, results
+from kbench import data, distribute, fingerprint, flops, interleaved, profiles, report, results
 
 
 @dataclasses.dataclass
@@ -54,6 +54,9 @@ class _State:
     document: dict | None = None
     stored: Path | None = None  # where the run went
     error: str | None = None  # why it could not be stored
+    # Comparison group -> its members' records by test node id (or why it failed),
+    # measured when the group's first test runs.
+    groups: dict = dataclasses.field(default_factory=dict)
 
 
 _STATE = pytest.StashKey[_State]()
@@ -205,16 +208,81 @@ def peak_flops():
     return probe
 
 
+def _group_peers(item, vary: tuple[str, ...]) -> list:
+    """The session's items of ``item``'s comparison group, in collection order: the same
+    test function with the same parameters except those in ``vary``."""
+    def key(node):
+        params = getattr(getattr(node, "callspec", None), "params", {})
+        return (node.path, getattr(node, "originalname", node.name),
+                tuple(sorted((k, repr(v)) for k, v in params.items() if k not in vary)))
+    missing = [p for p in vary if p not in getattr(getattr(item, "callspec", None), "params", {})]
+    if missing:
+        raise pytest.UsageError(f"{item.nodeid}: lockstep_group(vary={vary!r}) names "
+                                f"{missing}, which the test is not parametrized by")
+    mine = key(item)
+    return [node for node in item.session.items if key(node) == mine]
+
+
+class _LockstepGroup:
+    """What the ``lockstep_group`` fixture gives a test (see there)."""
+
+    def __init__(self, request, benchmark, profile, device, peak_flops):
+        self._request, self._benchmark = request, benchmark
+        self._profile, self._device, self._peak_flops = profile, device, peak_flops
+        self.records: dict = {}  # variant name -> record, once the group has run
+
+    def __call__(self, build, *, vary, comparison, baseline, suite=None, target_ci=None):
+        node, state = self._request.node, self._request.config.stash[_STATE]
+        vary = (vary,) if isinstance(vary, str) else tuple(vary)
+        if comparison not in state.groups:
+            state.groups[comparison] = self._measure(
+                build, vary, _group_peers(node, vary), comparison, baseline, suite, target_ci)
+        measured = state.groups[comparison]
+        if isinstance(measured, Exception):
+            raise measured
+        owners, records = measured
+        self.records = records
+        record = records[owners[node.nodeid]]
+        interleaved.replay_rounds(self._benchmark, record)
+        assert record.invalid is None, record.invalid  # compare/gate refuse it too
+        return record
+
+    def _measure(self, build, vary, peers, comparison, baseline, suite, target_ci):
+        """(test node id -> variant name, variant name -> record), or why it failed."""
+        variants, owners = [], {}
+        for peer in peers:
+            variant = build(**{p: peer.callspec.params[p] for p in vary})
+            if variant is not None:
+                variants.append(variant)
+                owners[peer.nodeid] = variant.name
+        try:
+            group = interleaved.Group(comparison, variants, baseline, suite=suite,
+                                      target_ci=target_ci)
+            records = interleaved.measure_group(group, self._profile, device=self._device,
+                                                peak_flops=self._peak_flops(self._device))
+        except Exception as err:  # every member of the group reports it
+            failure = interleaved.GroupFailure(f"comparison group {comparison!r} failed: "
+                                               f"{type(err).__name__}: {err}")
+            failure.__cause__ = err
+            return failure
+        return owners, records
+
+
 @pytest.fixture
-def run_training(benchmark, profile, device, peak_flops):
-    """Benchmark one training workflow and check that it learned while timed."""
-    def run(spec, train_data, **labels):
-        result = measure.benchmark_training(benchmark, spec, train_data, profile, device=device,
-                                            peak_flops=peak_flops(device), **labels)
-        failure = result.learning_failure()
-        assert failure is None, failure  # the record says so too: compare/gate refuse it
-        return result
-    return run
+def lockstep_group(request, benchmark, profile, device, peak_flops) -> _LockstepGroup:
+    """Measure this test's comparison group in lockstep, and this test's variant as its entry.
+
+    ``lockstep_group(build, vary=("loop",), comparison=..., baseline=...)``:
+    the group is every selected test of the same function whose parameters
+    differ only in ``vary``; ``build(**those parameters)`` returns a peer's
+    variant (:class:`kbench.interleaved.Training`, ``BareFit`` or ``InputOnly``)
+    or None where it cannot run (that test skips itself). The first test of a
+    group to run measures all of it (:func:`kbench.interleaved.measure_group`);
+    each test then replays its own variant's rounds into its ``benchmark`` and
+    fails if its model did not learn while timed. Returns the variant's record;
+    ``lockstep_group.records`` then holds every member's, by variant name.
+    """
+    return _LockstepGroup(request, benchmark, profile, device, peak_flops)
 
 
 def pytest_benchmark_update_machine_info(config, machine_info):

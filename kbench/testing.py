@@ -187,7 +187,7 @@ class FakeSuite:
     Args:
         speed: throughput factor by interpreter path (1.0 = ``base_median``).
         keys: the benchmarks each stored run holds.
-        n_rounds: rounds per benchmark per invocation (the smoke profile has 3).
+        n_rounds: rounds per benchmark per invocation.
         exit_codes: a non-zero exit code by call number (1-based): store nothing.
         timeout_at: call number that raises subprocess.TimeoutExpired.
         stores: False to exit 0 without storing anything.
@@ -226,3 +226,62 @@ class FakeSuite:
                            datetime=f"2026-11-23T12:00:{n:02d}+00:00")
             results.write_run(run_document(run), store)
         return subprocess.CompletedProcess(command, 0, stdout="2 passed\n", stderr="")
+
+
+class FakeVariant:
+    """A lockstep group member that trains nothing (kbench.interleaved's variant protocol).
+
+    Its runner returns ``seconds[i]`` for round i (cycling), through its own
+    ``warm_up``/``next_round``; its record's throughput follows from those
+    seconds at ``steps_per_round`` steps of ``batch_size`` examples.
+
+    Attributes:
+        opened, closed: how many runners were opened and closed.
+        events: a shared list the runners append ("open", name), ("round", name),
+            ("close", name) to, for order checks.
+    """
+
+    def __init__(self, name: str, seconds, *, events: list | None = None,
+                 fail_in_round: int | None = None, batch_size: int = 64,
+                 steps_per_round: int = FAKE_STEPS_PER_ROUND):
+        self.name, self.seconds = name, [float(s) for s in seconds]
+        self.events = events if events is not None else []
+        self.fail_in_round = fail_in_round
+        self.batch_size, self.steps_per_round = batch_size, steps_per_round
+        self.opened = self.closed = 0
+
+    def open(self, profile, device, rounds):
+        variant = self
+
+        class Runner:
+            def __init__(self):
+                self.round_s: list[float] = []
+                self.warm = False
+
+            def __enter__(self):
+                variant.opened += 1
+                variant.events.append(("open", variant.name))
+                return self
+
+            def __exit__(self, *exc_info):
+                variant.closed += 1
+                variant.events.append(("close", variant.name))
+
+            def warm_up(self):
+                self.warm = True
+
+            def next_round(self):
+                n = len(self.round_s) + 1
+                if n == variant.fail_in_round:
+                    raise RuntimeError(f"{variant.name} broke in round {n}")
+                variant.events.append(("round", variant.name))
+                self.round_s.append(variant.seconds[(n - 1) % len(variant.seconds)])
+                return self.round_s[-1]
+
+        return Runner()
+
+    def record(self, runner, *, peak_flops=None, **labels):
+        samples = self.batch_size * self.steps_per_round
+        return fake_record("", [samples / s for s in runner.round_s],
+                           round_s=list(runner.round_s), steps_per_round=self.steps_per_round,
+                           batch_size=self.batch_size, peak_flops=peak_flops, **labels)

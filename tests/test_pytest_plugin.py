@@ -279,3 +279,94 @@ def test_plugin_runs_a_users_own_benchmark_folder(inner, enable):
     [path] = stored_files(store)
     assert set(results.read_run(path).results) == {"test_fake[base]", "test_fake[other]"}
     result.stdout.fnmatch_lines(["*= kbench summary =*", "fake", f"Run stored in {path}"])
+
+
+# --------------------------------------------------------------------------- lockstep groups
+#
+# Fake variants (kbench.testing.FakeVariant): the plugin's grouping, replay and
+# storage, with round times known in advance.
+
+LOCKSTEP_BENCHMARKS = """
+import pytest
+
+from kbench import testing
+
+SECONDS = {"fit": [0.2, 0.4], "custom": [0.1, 0.2], "xla": [0.5]}
+BUILT = []
+
+
+@pytest.mark.parametrize("loop", ["fit", "custom", "xla"])
+@pytest.mark.parametrize("size", [1, 2])
+def test_group(lockstep_group, size, loop):
+    def variant(loop):
+        BUILT.append((size, loop))
+        return testing.FakeVariant(loop, SECONDS[loop])
+
+    record = lockstep_group(variant, vary="loop", comparison=f"loops {size}", baseline="fit")
+    assert record.variant == loop and record.lockstep == f"loops {size}"
+    assert loop in lockstep_group.records and "fit" in lockstep_group.records
+
+
+def test_each_group_was_built_once():
+    assert sorted(BUILT) == sorted((s, v) for s in (1, 2) for v in ("fit", "custom", "xla"))
+"""
+
+
+def test_a_lockstep_group_is_measured_once_and_each_variant_keeps_its_own_entry(session, pytester):
+    result = session("--kbench-profile", "smoke", source=LOCKSTEP_BENCHMARKS)
+    result.assert_outcomes(passed=7, skipped=6)  # the GPU cases skip here
+    [path] = stored_files(pytester.path / results.DEFAULT_STORE)
+    doc = json.loads(path.read_text())
+    entries = {b["name"]: b for b in doc["benchmarks"]}
+    assert len(entries) == 6
+    fit, custom = entries["test_group[cpu-1-fit]"], entries["test_group[cpu-1-custom]"]
+    # pytest-benchmark's own stats are the rounds the variant ran, replayed.
+    rounds = len(fit["stats"]["data"])
+    assert rounds >= profiles.get_profile("smoke").rounds
+    assert fit["stats"]["data"] == [[0.2, 0.4][i % 2] for i in range(rounds)]
+    assert custom["stats"]["data"] == [[0.1, 0.2][i % 2] for i in range(rounds)]
+    assert fit["group"] == "loops 1"
+    run = results.read_run(path)
+    ratio = run.results["test_group[cpu-1-custom]"]
+    assert ratio.lockstep == "loops 1"
+    result.stdout.fnmatch_lines(["loops 1", "*custom*custom/fit 2.00x*paired over*"])
+
+
+def test_a_lockstep_group_of_the_selected_tests_only(session, pytester):
+    result = session("--kbench-profile", "smoke", "-k", "cpu-1-fit or cpu-1-custom",
+                     source=LOCKSTEP_BENCHMARKS)
+    result.assert_outcomes(passed=2)
+    [path] = stored_files(pytester.path / results.DEFAULT_STORE)
+    run = results.read_run(path)
+    assert set(run.results) == {"test_group[cpu-1-fit]", "test_group[cpu-1-custom]"}
+    assert {r.variant for r in run.results.values()} == {"fit", "custom"}  # xla not built
+
+
+FAILING_GROUP = """
+import pytest
+
+from kbench import testing
+
+
+@pytest.mark.parametrize("side", ["a", "b"])
+def test_group(lockstep_group, side):
+    def variant(side):
+        return testing.FakeVariant(side, [0.1], fail_in_round=2 if side == "b" else None)
+
+    lockstep_group(variant, vary="side", comparison="broken", baseline="a")
+"""
+
+
+def test_a_failing_group_fails_every_member_naming_the_variant(session):
+    result = session("--kbench-profile", "smoke", source=FAILING_GROUP)
+    result.assert_outcomes(failed=2, skipped=2)
+    result.stdout.fnmatch_lines(["*GroupFailure: comparison group 'broken' failed: "
+                                 "LockstepError: variant 'b' failed in its round 2*"])
+
+
+def test_vary_must_name_a_parameter_of_the_test(session):
+    source = FAILING_GROUP.replace('vary="side"', 'vary="loop"')
+    result = session("--kbench-profile", "smoke", source=source)
+    result.assert_outcomes(failed=2, skipped=2)  # the GPU cases skip first
+    assert ("lockstep_group(vary=('loop',)) names ['loop'], which the test is not "
+            "parametrized by") in result.stdout.str()

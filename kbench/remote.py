@@ -1,0 +1,237 @@
+"""A lockstep runner in a child process: a variant the parent process cannot run itself.
+
+Some settings are fixed once per process when TensorFlow starts, e.g. the
+number of intra-op threads, or the TensorFlow version itself. A variant that
+needs another value runs in a child Python process (``python -m
+kbench.remote``) that builds the workflow from data (a WorkflowSpec and the
+training input's pipeline options) and is driven round by round over its
+stdin/stdout, one JSON object a line, so it can take its turn in a lockstep
+group beside in-process variants (:class:`kbench.interleaved.Remote`).
+
+Protocol (parent -> child, child -> parent):
+
+- ``{"open": request}`` -> ``{"ready": info}`` once the run has started up
+  (traced, calibrated): request = {"spec", "pipeline", "profile", "device",
+  "rounds", "intra_op_threads"}; info = {"tf_version", "intra_op_threads"}
+  as the child's TensorFlow reports them;
+- ``{"do": "warm_up"}`` -> ``{"ok": true}``;
+- ``{"do": "round"}`` -> ``{"seconds": s}``;
+- ``{"do": "record", "labels": {...}}`` -> ``{"record": extra_info}``;
+- ``{"do": "close"}`` -> ``{"ok": true}``, then the child exits.
+
+Any failure in the child answers ``{"error": "Type: message"}``; the parent
+raises :class:`RemoteError` with it and the tail of the child's stderr.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import select
+import subprocess
+import sys
+import tempfile
+from collections.abc import Mapping
+from typing import Any
+
+from kbench.profiles import Profile
+
+# How long the child may take to start (import TensorFlow, build, trace,
+# calibrate) or to run one round before the parent gives up on it.
+START_TIMEOUT_S = 300.0
+ROUND_TIMEOUT_S = 600.0
+# Lines of the child's stderr quoted in an error.
+STDERR_TAIL_LINES = 15
+
+
+class RemoteError(RuntimeError):
+    """The child process failed, answered nonsense or took too long; the message says which."""
+
+
+def profile_to_dict(profile: Profile) -> dict:
+    return {k: list(v) if isinstance(v, tuple) else v
+            for k, v in dataclasses.asdict(profile).items()}
+
+
+def profile_from_dict(fields: Mapping) -> Profile:
+    return Profile(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()})
+
+
+class RemoteRun:
+    """The parent's handle on one child run; a lockstep runner and a context manager.
+
+    Args:
+        request: what the child builds (see the module docstring).
+        python: the interpreter the child runs (default: this one).
+        env: extra environment variables for the child.
+    """
+
+    def __init__(self, request: Mapping[str, Any], *, python: str | None = None,
+                 env: Mapping[str, str] | None = None, start_timeout_s: float = START_TIMEOUT_S,
+                 round_timeout_s: float = ROUND_TIMEOUT_S):
+        self.request, self.python = dict(request), python or sys.executable
+        self.env = {**os.environ, **(env or {})}
+        self.start_timeout_s, self.round_timeout_s = start_timeout_s, round_timeout_s
+        self._proc: subprocess.Popen | None = None
+        self._stderr = None
+        self.info: dict = {}  # what the child reported when ready
+
+    @property
+    def name(self) -> str:
+        return self.request.get("spec", {}).get("name", "remote run")
+
+    def __enter__(self) -> "RemoteRun":
+        self._stderr = tempfile.TemporaryFile(mode="w+")
+        try:
+            self._proc = subprocess.Popen([self.python, "-m", "kbench.remote"],
+                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                          stderr=self._stderr, text=True, env=self.env)
+        except OSError as err:
+            raise RemoteError(f"cannot start {self.python!r} -m kbench.remote: {err}") from err
+        try:
+            self.info = self._ask({"open": self.request}, "ready", self.start_timeout_s)
+        except BaseException:
+            self._kill()
+            raise
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        try:
+            if self._proc.poll() is None:
+                self._ask({"do": "close"}, "ok", self.round_timeout_s)
+                self._proc.wait(timeout=self.round_timeout_s)
+        except (RemoteError, subprocess.TimeoutExpired):
+            pass  # the run's own error, if any, is what the caller sees
+        finally:
+            self._kill()
+
+    def _kill(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait()
+        if self._stderr is not None:
+            self._stderr.close()
+            self._stderr = None
+
+    def _stderr_tail(self) -> str:
+        if self._stderr is None:
+            return ""
+        self._stderr.seek(0)
+        lines = self._stderr.read().splitlines()[-STDERR_TAIL_LINES:]
+        return "\n".join(lines)
+
+    def _fail(self, what: str) -> RemoteError:
+        tail = self._stderr_tail()
+        return RemoteError(f"{self.name} in {self.python}: {what}"
+                           + (f"\n--- its stderr (last lines) ---\n{tail}" if tail else ""))
+
+    def _ask(self, message: Mapping, key: str, timeout_s: float) -> Any:
+        try:
+            self._proc.stdin.write(json.dumps(message) + "\n")
+            self._proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            raise self._fail(f"the child exited (code {self._proc.poll()})") from None
+        ready, _, _ = select.select([self._proc.stdout], [], [], timeout_s)
+        if not ready:
+            raise self._fail(f"no answer to {message.get('do', 'open')!r} within {timeout_s} s")
+        line = self._proc.stdout.readline()
+        if not line:
+            raise self._fail(f"the child exited (code {self._proc.wait()}) without answering")
+        try:
+            answer = json.loads(line)
+        except json.JSONDecodeError:
+            raise self._fail(f"the child answered {line[:200]!r}, not JSON") from None
+        if "error" in answer:
+            raise self._fail(answer["error"])
+        if key not in answer:
+            raise self._fail(f"the child answered {answer!r:.200}, without {key!r}")
+        return answer[key]
+
+    def warm_up(self) -> None:
+        self._ask({"do": "warm_up"}, "ok", self.round_timeout_s)
+
+    def next_round(self) -> float:
+        return float(self._ask({"do": "round"}, "seconds", self.round_timeout_s))
+
+    def record(self, **labels):
+        from kbench.record import BenchmarkRecord
+
+        extra = self._ask({"do": "record", "labels": labels}, "record", self.round_timeout_s)
+        return BenchmarkRecord.from_extra_info(extra)
+
+
+# --------------------------------------------------------------------------- the child
+
+
+def _open(request: Mapping):
+    """The child's run, built from the request (TensorFlow is imported here, first), and
+    what its TensorFlow reports."""
+    threads = request.get("intra_op_threads")
+    import tensorflow as tf
+
+    if threads is not None:  # before TensorFlow runs any op
+        tf.config.threading.set_intra_op_parallelism_threads(int(threads))
+    from kbench import inputs
+    from kbench.measure import SteadyStateRun
+    from kbench.workflows import WorkflowSpec
+
+    spec = WorkflowSpec.from_dict(request["spec"])
+    train_data = inputs.training_input(spec, **dict(request.get("pipeline") or {}))
+    run = SteadyStateRun(spec, train_data, profile_from_dict(request["profile"]),
+                         device=request.get("device", "/CPU:0"), rounds=int(request["rounds"]))
+    info = {"tf_version": tf.__version__,
+            "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads()}
+    return run.__enter__(), info
+
+
+def _serve(lines, reply, open_run=_open) -> None:
+    """Answer the parent's requests from ``lines`` until it says close (or stdin ends)."""
+    run = None
+    try:
+        for line in lines:
+            try:
+                message = json.loads(line)
+                if not isinstance(message, dict):
+                    raise ValueError(f"a request must be a JSON object, got {line.strip()!r:.200}")
+                if "open" in message:
+                    run, info = open_run(message["open"])
+                    reply({"ready": info})
+                    continue
+                do = message.get("do")
+                if run is None and do != "close":
+                    reply({"error": f"{do!r} before open"})
+                elif do == "warm_up":
+                    run.warm_up()
+                    reply({"ok": True})
+                elif do == "round":
+                    reply({"seconds": run.next_round()})
+                elif do == "record":
+                    record = run.measurement().record(**message.get("labels", {}))
+                    reply({"record": record.to_extra_info()})
+                elif do == "close":
+                    reply({"ok": True})
+                    return
+                else:
+                    reply({"error": f"unknown request {message!r:.200}"})
+            except Exception as err:  # answered, so the parent can say what went wrong
+                reply({"error": f"{type(err).__name__}: {err}"})
+    finally:
+        if run is not None:
+            run.__exit__(None, None, None)
+
+
+def main() -> None:
+    # Replies go to the real stdout; anything else that prints goes to stderr.
+    out = os.fdopen(os.dup(sys.stdout.fileno()), "w")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+
+    def reply(answer: Mapping) -> None:
+        out.write(json.dumps(answer) + "\n")
+        out.flush()
+
+    _serve(sys.stdin, reply)
+
+
+if __name__ == "__main__":
+    main()
