@@ -1,16 +1,20 @@
-"""What tf.data prefetch and parallel map buy, against the ideal overlap bound.
+"""What tf.data prefetch and parallel map buy, against the bounds of ideal overlap.
 
 The pipeline does real per-sample CPU work (``preprocess_cost``) and is not
-cached, so input costs time every step. Input-only (iterate the pipeline) and
-compute-only (train on batches cached in memory) give the two bounds: fully
-serial input+compute, and perfect overlap max(input, compute). The summary
-reports how much of the possible gain each setting achieved.
+cached, so input costs time every step. Two variants bound the others:
+input-only (the pipeline alone, pulled inside a tf.function one batch per
+call, as fit pulls it) and compute-only (training on batches cached in
+memory). Serial input + compute and perfect overlap max(input, compute) span
+what a setting can achieve; the summary reports each setting's share of that
+gain with a CI, and which resource bounds it. All variants of a loop's group,
+bounds included, run in lockstep (kbench.interleaved).
 """
 
 import pytest
 
-from kbench import data, inputs, measure
-from kbench.record import BenchmarkRecord
+from kbench import data, inputs
+from kbench.interleaved import InputOnly, Remote, Training
+from kbench.report import COMPUTE_ONLY, INPUT_ONLY
 from kbench.workflows import LOOPS, WorkflowSpec
 
 # Per-sample preprocessing work units. Measured here (2-core CPU, sequential
@@ -21,42 +25,43 @@ from kbench.workflows import LOOPS, WorkflowSpec
 PREFETCH_PREPROCESS_COST = 3
 PREFETCH = {"off": None, "1": 1, "autotune": data.AUTOTUNE}
 MAP_PARALLELISM = {"off": None, "autotune": data.AUTOTUNE}
+SETTINGS = {f"prefetch={p} map={m}": (p, m) for p in PREFETCH for m in MAP_PARALLELISM}
+# On a 2-core CPU the model's intra-op threads take both cores, so the
+# pipeline's threads compete with them instead of overlapping. This variant
+# runs the best setting with the model on one intra-op thread (a per-process
+# TensorFlow setting, so in a child process, still in lockstep), leaving the
+# pipeline a core of its own.
+ONE_THREAD = "prefetch=autotune map=autotune, model on 1 thread"
+PIPELINES = (*SETTINGS, ONE_THREAD, COMPUTE_ONLY, INPUT_ONLY)
+
+
+def pipeline_options(prefetch="off", parallel="off") -> dict:
+    """The costly pipeline's options (kbench.inputs.training_input keywords)."""
+    return {"cache": False, "prefetch": PREFETCH[prefetch],
+            "map_parallelism": MAP_PARALLELISM[parallel],
+            "preprocess_cost": PREFETCH_PREPROCESS_COST}
 
 
 def costly_input(spec, dataset, prefetch="off", parallel="off"):
-    return inputs.training_input(spec, dataset, cache=False, prefetch=PREFETCH[prefetch],
-                                  map_parallelism=MAP_PARALLELISM[parallel],
-                                  preprocess_cost=PREFETCH_PREPROCESS_COST)
+    return inputs.training_input(spec, dataset, **pipeline_options(prefetch, parallel))
 
 
-@pytest.mark.parametrize("parallel", MAP_PARALLELISM)
-@pytest.mark.parametrize("prefetch", PREFETCH)
+@pytest.mark.parametrize("pipeline", PIPELINES)
 @pytest.mark.parametrize("loop", LOOPS)
-def test_prefetch_training(run_training, mnist_5k, device, batch_size, loop, prefetch, parallel):
-    spec = WorkflowSpec(loop=loop, batch_size=batch_size)
-    run_training(spec, costly_input(spec, mnist_5k, prefetch, parallel), suite="prefetch",
-                 comparison=f"prefetch {loop} b{batch_size} {device}",
-                 variant=f"prefetch={prefetch} map={parallel}", baseline="prefetch=off map=off")
+def test_prefetch(lockstep_group, mnist_5k, device, batch_size, profile, loop, pipeline):
+    def variant(pipeline):
+        spec = WorkflowSpec(loop=loop, batch_size=batch_size)
+        if pipeline == INPUT_ONLY:
+            return InputOnly(pipeline, spec, costly_input(spec, mnist_5k))
+        if pipeline == ONE_THREAD:
+            return Remote(pipeline, spec, pipeline_options("autotune", "autotune"),
+                          intra_op_threads=1)
+        if pipeline == COMPUTE_ONLY:
+            cached = inputs.compute_only_input(costly_input(spec, mnist_5k),
+                                               profile.steps_per_round)
+            return Training(pipeline, spec, cached)
+        return Training(pipeline, spec, costly_input(spec, mnist_5k, *SETTINGS[pipeline]))
 
-
-@pytest.mark.parametrize("loop", LOOPS)
-def test_compute_only(run_training, mnist_5k, device, batch_size, loop, profile):
-    spec = WorkflowSpec(loop=loop, batch_size=batch_size)
-    cached = inputs.compute_only_input(costly_input(spec, mnist_5k), profile.steps_per_round)
-    run_training(spec, cached, suite="prefetch", comparison=f"prefetch {loop} b{batch_size} {device}",
-                 variant="compute-only", baseline="prefetch=off map=off")
-
-
-def test_input_only(benchmark, profile, mnist_5k, batch_size):
-    """The pipeline alone (tf.data runs on the host, whatever the training device)."""
-    spec = WorkflowSpec(batch_size=batch_size)
-    iterator = iter(costly_input(spec, mnist_5k))
-    steps = inputs.calibrate_input(iterator, profile)
-    benchmark.group = f"prefetch input b{batch_size}"
-    benchmark.pedantic(inputs.consume, args=(iterator, steps), rounds=profile.rounds,
-                       iterations=1)
-    round_s = tuple(benchmark.stats.stats.data)
-    measure.write_record(benchmark, BenchmarkRecord(
-        samples_per_s=tuple(batch_size * steps / s for s in round_s), batch_size=batch_size,
-        spec=spec, device="host", steps_per_round=steps, round_s=round_s, profile=profile.name,
-        suite="prefetch", variant="input-only"))
+    lockstep_group(variant, vary="pipeline", suite="prefetch",
+                   comparison=f"prefetch {loop} b{batch_size} {device}",
+                   baseline="prefetch=off map=off")

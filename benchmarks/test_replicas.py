@@ -10,6 +10,7 @@ each of N replicas gets batch_size / N examples a step.
 import pytest
 
 from kbench import distribute, inputs
+from kbench.interleaved import Training
 from kbench.workflows import LOOPS, WorkflowSpec
 
 
@@ -19,16 +20,26 @@ _FIRST = distribute.replica_devices()[0]
 _KIND = "gpu" if "GPU" in _FIRST.upper() else "cpu"
 
 
+def _enough(replicas: int) -> bool:
+    return len(distribute.replica_devices()) >= replicas
+
+
 @pytest.mark.parametrize("device", [_FIRST], ids=[_KIND])
 @pytest.mark.parametrize("replicas", [1, 2], ids=lambda n: f"{n}replica")
 @pytest.mark.parametrize("loop", LOOPS)
-def test_replica_throughput(run_training, mnist_5k, family, batch_size, loop, replicas):
-    available = distribute.replica_devices()
-    if len(available) < replicas:
-        pytest.skip(f"{replicas} replicas need {replicas} devices; TensorFlow sees {available} "
-                    "(the CPU is split only if TensorFlow had not started yet)")
-    spec = WorkflowSpec(family=family, loop=loop, strategy="mirrored", replicas=replicas,
-                        batch_size=batch_size)
-    run_training(spec, inputs.training_input(spec, mnist_5k),
-                 comparison=f"replicas {family} {loop} b{batch_size} {_KIND}",
-                 variant=f"{replicas} replica(s)", baseline="1 replica(s)")
+def test_replica_throughput(lockstep_group, mnist_5k, family, batch_size, loop, replicas):
+    if not _enough(replicas):
+        pytest.skip(f"{replicas} replicas need {replicas} devices; TensorFlow sees "
+                    f"{distribute.replica_devices()} (the CPU is split only if TensorFlow had "
+                    "not started yet)")
+
+    def variant(replicas):
+        if not _enough(replicas):
+            return None  # that test skips itself
+        spec = WorkflowSpec(family=family, loop=loop, strategy="mirrored", replicas=replicas,
+                            batch_size=batch_size)
+        return Training(f"{replicas} replica(s)", spec, inputs.training_input(spec, mnist_5k))
+
+    lockstep_group(variant, vary="replicas",
+                   comparison=f"replicas {family} {loop} b{batch_size} {_KIND}",
+                   baseline="1 replica(s)")
