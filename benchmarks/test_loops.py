@@ -11,9 +11,10 @@ from kbench.workflows import LOOPS, WorkflowSpec
 # much of a step in per-call overhead (Python, the callback hooks, launching
 # the graph); the tutorials name steps_per_execution as the knob for it.
 STEPS_PER_EXECUTION = (1, 8, 32)
-# custom/fit is the ratio users ask about first ("is my loop slower than fit?"),
-# so its group aims for a CI of +-3% where the profile allows (issue 11's bar).
-LOOP_TARGET_CI = 0.03
+# custom/fit of the MLP is the ratio users ask about first ("is my loop slower
+# than fit?"), so its group aims for a CI of +-3% (issue 11's bar), with the
+# time that takes (kbench.interleaved.TIGHT_GROUP_MAX_SCALE).
+MLP_LOOP_TARGET_CI = 0.03
 
 
 @pytest.mark.parametrize("loop", LOOPS)
@@ -23,7 +24,7 @@ def test_loop_throughput(lockstep_group, mnist_5k, device, family, batch_size, l
         return Training(loop, spec, inputs.training_input(spec, mnist_5k))
 
     lockstep_group(variant, vary="loop", comparison=f"loop {family} b{batch_size} {device}",
-                   baseline="fit", target_ci=LOOP_TARGET_CI)
+                   baseline="fit", target_ci=MLP_LOOP_TARGET_CI if family == "mlp" else None)
 
 
 @pytest.mark.parametrize("steps", STEPS_PER_EXECUTION, ids=lambda n: f"spe{n}")

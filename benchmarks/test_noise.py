@@ -21,4 +21,4 @@ def test_a_a(lockstep_group, mnist_5k, device, batch_size, side):
         return Training(side, spec, inputs.training_input(spec, mnist_5k))
 
     lockstep_group(variant, vary="side", comparison=f"{A_A_PREFIX}mlp fit b{batch_size} {device}",
-                   baseline="A", target_ci=0.03)
+                   baseline="A")

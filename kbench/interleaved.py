@@ -152,6 +152,13 @@ class Group:
                              f"not one of its variants {names}")
 
 
+# A CI half-width shrinks with the square root of the cycles, so a group that
+# asks for a target k times tighter than the profile's needs k^2 times the
+# cycles; its time grows by that much, but at most this many times the
+# profile's group_s (the default profile's +-3% loop group: (5/3)^2 = 2.8x).
+TIGHT_GROUP_MAX_SCALE = 3.0
+
+
 def measure_group(group: Group, profile: Profile, *, device: str = "/CPU:0",
                   peak_flops: float | None = None,
                   on_cycle: Callable[[int], None] | None = None) -> dict[str, BenchmarkRecord]:
@@ -159,16 +166,21 @@ def measure_group(group: Group, profile: Profile, *, device: str = "/CPU:0",
 
     Runs at least ``profile.rounds`` cycles, then more until every ratio to
     the baseline is known to the group's target (:func:`precise_enough`) or
-    ``profile.group_s`` seconds of cycles have passed (at most
-    ``profile.max_cycles``). The variants are built (and their startups run)
-    one after the other, all alive at once, and closed in reverse order.
+    its time is spent (at most ``profile.max_cycles`` cycles). The variants are
+    built (and their startups run) one after the other, all alive at once, and
+    closed in reverse order.
+
+    The time is ``profile.group_s``, scaled for a group that asks for a
+    tighter target by the cycles that takes: (profile target / group
+    target) squared, at most TIGHT_GROUP_MAX_SCALE times.
     """
     target = min(profile.target_ci, group.target_ci or 1.0)
+    budget_s = profile.group_s * min(TIGHT_GROUP_MAX_SCALE, (profile.target_ci / target) ** 2)
     with contextlib.ExitStack() as stack:
         runners = {v.name: stack.enter_context(v.open(profile, device, profile.max_cycles))
                    for v in group.variants}
         lockstep.run_lockstep(
-            runners, profile.max_cycles, min_cycles=profile.rounds, budget_s=profile.group_s,
+            runners, profile.max_cycles, min_cycles=profile.rounds, budget_s=budget_s,
             order=profile.order, on_cycle=on_cycle,
             done=lambda seconds: precise_enough(seconds, group.baseline, target))
         labels = dict(profile=profile.name, suite=group.suite, comparison=group.name,

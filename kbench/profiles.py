@@ -87,7 +87,7 @@ PROFILES = MappingProxyType({
                      target_ci=0.10),
     "default": Profile("default", rounds=10, steps_per_round=10, min_round_s=0.1,
                        warmup_rounds=2, batch_sizes=(64,), families=("mlp", "cnn"),
-                       lead_steps=8, group_s=15.0, target_ci=0.05),
+                       lead_steps=8, group_s=13.0, target_ci=0.05),
     "full": Profile("full", rounds=20, steps_per_round=20, min_round_s=0.2, warmup_rounds=2,
                     batch_sizes=(64, 256, 1024), families=("mlp", "cnn"), lead_steps=16,
                     group_s=90.0, target_ci=0.02),

@@ -248,12 +248,36 @@ def ratio_ci(
     return ratio, low, high
 
 
+def block_length(n: int) -> int:
+    """The moving-block bootstrap's block length for ``n`` paired cycles: n^(1/3), at
+    least 1 (the usual rate for a variance; 4 for 64 cycles)."""
+    return max(1, round(n ** (1 / 3)))
+
+
+def _block_resampled_means(x: np.ndarray, block: int, n_resamples: int,
+                           rng: np.random.Generator) -> np.ndarray:
+    """Means of moving-block bootstrap resamples of ``x``: blocks of ``block``
+    consecutive values, drawn with replacement, concatenated to ``x.size``."""
+    n = x.size
+    starts_per_resample = -(-n // block)
+    out = []
+    chunk = max(1, _BOOTSTRAP_CHUNK_ELEMENTS // (starts_per_resample * block))
+    offsets = np.arange(block)
+    for start in range(0, n_resamples, chunk):
+        rows = min(chunk, n_resamples - start)
+        starts = rng.integers(0, n - block + 1, size=(rows, starts_per_resample))
+        idx = (starts[:, :, None] + offsets).reshape(rows, -1)[:, :n]
+        out.append(x[idx].mean(axis=1))
+    return np.concatenate(out)
+
+
 def paired_ratio_ci(
     numerator_samples,
     denominator_samples,
     *,
     confidence: float = DEFAULT_CONFIDENCE,
     n_resamples: int = DEFAULT_BOOTSTRAP_RESAMPLES,
+    block: int | None = None,
     seed=0,
 ) -> tuple[float, float, float]:
     """Geometric mean of per-pair ratios and its bootstrap CI, resampling pairs.
@@ -262,6 +286,15 @@ def paired_ratio_ci(
     denominator, as interleaved rounds are): drift that hits both rounds of a
     pair cancels in their ratio, so the CI is that of the variants' difference,
     not of the machine's drift.
+
+    Args:
+        block: resample runs of this many consecutive pairs (a moving-block
+            bootstrap), so that pairs whose ratios are correlated with their
+            neighbours' (a slow disturbance spanning several cycles) widen the
+            CI as they should; None (the default) picks :func:`block_length`;
+            1 resamples single pairs. On this VM the per-cycle ratios of 20
+            A/A sessions had block-of-8 means varying up to 1.9x more than
+            independent cycles would (several sessions above 1.5x).
 
     Returns:
         ``(ratio, low, high)``.
@@ -274,9 +307,14 @@ def paired_ratio_ci(
     ratio = float(np.exp(np.mean(logs)))
     if logs.size == 1:
         return ratio, ratio, ratio
+    block = block_length(logs.size) if block is None else block
+    _validate.check_positive_int("block", block)
+    if block > logs.size:
+        raise ValueError(f"block ({block}) exceeds the {logs.size} pairs")
     rng = np.random.default_rng(seed)
-    low, high = _percentile_interval(_resampled_statistic(logs, np.mean, n_resamples, rng),
-                                     confidence)
+    means = (_resampled_statistic(logs, np.mean, n_resamples, rng) if block == 1
+             else _block_resampled_means(logs, block, n_resamples, rng))
+    low, high = _percentile_interval(means, confidence)
     return ratio, float(np.exp(low)), float(np.exp(high))
 
 

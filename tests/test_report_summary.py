@@ -30,8 +30,10 @@ def record(variant, median, *, comparison="execution mlp fit b64 /CPU:0", baseli
 # Per-cycle drift that every variant of a cycle shares (up to 30%, as on this VM on a bad
 # minute), written as its inverse so that mean seconds per sample are not changed by it.
 DRIFT = 1 / np.array([0.8, 1.2, 0.7, 1.3, 0.9, 1.1, 0.75, 1.25])
-# Alternating +-1 over the cycles: a per-cycle jitter whose log-mean is exactly 0.
-ALTERNATING = np.array([1, -1] * (len(DRIFT) // 2))
+# +-1 over the cycles, four of each: a per-cycle jitter whose log-mean is exactly 0, in
+# no period of two (blocks of neighbouring cycles, as the paired bootstrap resamples
+# them, must not cancel exactly).
+ALTERNATING = np.array([1, 1, -1, -1, -1, 1, -1, 1])
 
 
 def lockstep_group(comparison, baseline, variants, *, lockstep=True, per_variant=None,

@@ -386,3 +386,21 @@ def test_paired_statistic_refuses_bad_values_naming_the_column():
     assert_value_error_quotes(stats.paired_statistic_ci, "confidence must be a number strictly "
                               "between 0 and 1, got 95", [[1.0, 2.0]], lambda a: a[:, 0],
                               confidence=95)
+
+
+def test_paired_blocks_widen_the_ci_when_neighbouring_cycles_move_together():
+    rng = np.random.default_rng(3)
+    base = np.ones(128)
+    runs_of_eight = np.exp(np.repeat(rng.normal(0, 0.2, 16), 8))  # 8 cycles share each draw
+    single = stats.paired_ratio_ci(runs_of_eight, base, block=1, n_resamples=FAST_RESAMPLES)
+    blocks = stats.paired_ratio_ci(runs_of_eight, base, block=8, n_resamples=FAST_RESAMPLES)
+    assert single[0] == blocks[0]
+    assert (blocks[2] - blocks[1]) > 1.5 * (single[2] - single[1])
+
+
+def test_paired_block_length_follows_the_cube_root_and_is_checked():
+    assert [stats.block_length(n) for n in (1, 8, 64, 200)] == [1, 2, 4, 6]
+    with pytest.raises(ValueError, match=r"block \(5\) exceeds the 4 pairs"):
+        stats.paired_ratio_ci([1.0, 2.0, 3.0, 4.0], [1.0] * 4, block=5)
+    with pytest.raises(ValueError, match="block must be a positive int, got 0"):
+        stats.paired_ratio_ci([1.0, 2.0], [1.0, 1.0], block=0)
