@@ -81,13 +81,17 @@ class Profile:
 # 0.1 s rounds and ~75 s of 0.5 s ones. 0.1 s rounds still hold >= 20 steps of
 # the models here, so a round's fixed costs (its gate and sync, ~1 ms) stay
 # ~1% of it.
+#
+# The default profile's group_s is what fits its 24 groups (76 variants) in
+# 10 min here; a +-5% CI for every MLP ratio took ~25 s a group (a 15 min
+# session). --kbench-group-s sets it for one session.
 PROFILES = MappingProxyType({
     "smoke": Profile("smoke", rounds=4, steps_per_round=10, min_round_s=0.05, warmup_rounds=1,
                      batch_sizes=(64,), families=("mlp",), lead_steps=4, group_s=2.0,
                      target_ci=0.10),
-    "default": Profile("default", rounds=10, steps_per_round=10, min_round_s=0.1,
-                       warmup_rounds=2, batch_sizes=(64,), families=("mlp", "cnn"),
-                       lead_steps=8, group_s=13.0, target_ci=0.05),
+    "default": Profile("default", rounds=8, steps_per_round=10, min_round_s=0.1,
+                       warmup_rounds=1, batch_sizes=(64,), families=("mlp", "cnn"),
+                       lead_steps=8, group_s=9.0, target_ci=0.05),
     "full": Profile("full", rounds=20, steps_per_round=20, min_round_s=0.2, warmup_rounds=2,
                     batch_sizes=(64, 256, 1024), families=("mlp", "cnn"), lead_steps=16,
                     group_s=90.0, target_ci=0.02),

@@ -69,6 +69,11 @@ def pytest_addoption(parser):
              "smoke <= 2 min for CI, default <= 10 min, full sweeps batch sizes",
     )
     parser.addoption(
+        "--kbench-group-s", metavar="SECONDS", type=float, default=None,
+        help="the most seconds of cycles each lockstep comparison group measures "
+             "(default: the profile's group_s); more narrows the CIs",
+    )
+    parser.addoption(
         "--kbench-store", metavar="DIR", default=None,
         help="where the run is stored, as DIR/<tf-version>/<machine-key>/<timestamp>.json "
              f"(default: ${results.STORE_ENV} or {results.DEFAULT_STORE} under the rootdir)",
@@ -102,6 +107,7 @@ def pytest_configure(config):
     if store.exists() and not store.is_dir():
         raise pytest.UsageError(f"kbench store {store} (--kbench-store or "
                                 f"${results.STORE_ENV}) is a file, not a folder")
+    _profile(config)  # a bad --kbench-group-s is a usage error before anything runs
     config.stash[_STATE] = _State(store=store)
 
 
@@ -150,7 +156,17 @@ def pytest_sessionfinish(session):
 
 def _profile(config) -> profiles.Profile:
     name = config.getoption("--kbench-profile") or os.environ.get(profiles.PROFILE_ENV)
-    return profiles.get_profile(name)
+    try:
+        profile = profiles.get_profile(name)
+    except ValueError as err:
+        raise pytest.UsageError(f"${profiles.PROFILE_ENV}={name!r}: {err}") from None
+    group_s = config.getoption("--kbench-group-s")
+    if group_s is None:
+        return profile
+    try:
+        return dataclasses.replace(profile, group_s=group_s)
+    except ValueError as err:
+        raise pytest.UsageError(f"--kbench-group-s {group_s!r}: {err}") from None
 
 
 def _parametrized_by_marks(metafunc) -> set[str]:

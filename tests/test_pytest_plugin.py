@@ -370,3 +370,25 @@ def test_vary_must_name_a_parameter_of_the_test(session):
     result.assert_outcomes(failed=2, skipped=2)  # the GPU cases skip first
     assert ("lockstep_group(vary=('loop',)) names ['loop'], which the test is not "
             "parametrized by") in result.stdout.str()
+
+
+GROUP_TIME = """
+def test_group_time(profile):
+    print(f"group_s={profile.group_s} target={profile.target_ci}")
+"""
+
+
+def test_group_time_option_overrides_the_profiles_and_refuses_a_bad_value(session):
+    result = session("--kbench-profile", "smoke", "--kbench-group-s", "30", "-s",
+                     source=GROUP_TIME)
+    result.stdout.fnmatch_lines(["*group_s=30.0 target=0.1*"])
+    bad = session("--kbench-profile", "smoke", "--kbench-group-s", "-1", source=GROUP_TIME)
+    assert bad.ret == pytest.ExitCode.USAGE_ERROR
+    assert "--kbench-group-s -1.0: group_s must be" in bad.stderr.str() + bad.stdout.str()
+
+
+def test_an_unknown_profile_in_the_environment_is_a_usage_error(session, monkeypatch):
+    monkeypatch.setenv(profiles.PROFILE_ENV, "huge")
+    result = session(source=GROUP_TIME)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert f"${profiles.PROFILE_ENV}='huge'" in result.stderr.str() + result.stdout.str()

@@ -404,3 +404,15 @@ def test_without_steal_readings_the_noise_line_says_so():
 
     lines = summary([record("function", 10_000, round_noise=(RoundNoise(1.0, 1.0, None),) * 7)])
     assert any("CPU steal not readable here" in li for li in lines)
+
+
+def test_a_setting_beyond_the_ideal_overlap_is_called_out():
+    beyond = "! prefetch=autotune map=off beat the ideal overlap"
+    text = "\n".join(summary(prefetch_group({"prefetch=off map=off": 1.5,
+                                             "prefetch=autotune map=off": 0.8,
+                                             report.COMPUTE_ONLY: 0.5, report.INPUT_ONLY: 1.0})))
+    assert "140% [140%, 140%] of the possible overlap gain" in text and beyond in text
+    within = "\n".join(summary(prefetch_group({"prefetch=off map=off": 1.5,
+                                              "prefetch=autotune map=off": 1.0,
+                                              report.COMPUTE_ONLY: 0.5, report.INPUT_ONLY: 1.0})))
+    assert "beat the ideal" not in within
