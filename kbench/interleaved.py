@@ -25,7 +25,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from kbench import _validate, lockstep
+from kbench import _validate, lockstep, stats
 from kbench.inputs import InputOnlyRun
 from kbench.measure import SteadyStateRun, write_record
 from kbench.profiles import Profile
@@ -190,31 +190,24 @@ def measure_group(group: Group, profile: Profile, *, device: str = "/CPU:0",
                 for v in group.variants}
 
 
-# z of a two-sided 95% normal interval.
-_Z95 = 1.959964
-
-
 def precise_enough(seconds: Mapping[str, Sequence[float]], baseline: str, target: float) -> bool:
     """Whether every variant's ratio to ``baseline`` is known to +-``target`` (a share).
 
     Per cycle, log(variant's round time / baseline's): a round's steps are
     fixed per variant, so this is the log throughput ratio up to a constant.
-    The half-width is the normal approximation z * sd / sqrt(cycles), cheap
-    enough to ask after every cycle; the reported CI is the bootstrap's. The
-    test is on the spread only, never on the estimate, so stopping on it does
-    not steer the ratio.
+    The half-width is Student's t interval's (the floor of the reported
+    bootstrap CI, :func:`kbench.stats.paired_ratio_ci`), cheap enough to ask
+    after every cycle. The test is on the spread only, never on the
+    estimate, so stopping on it does not steer the ratio.
     """
     base = seconds[baseline]
-    n = len(base)
-    if n < 3:
+    if len(base) < 3:
         return False
     for name, values in seconds.items():
         if name == baseline:
             continue
         logs = [math.log(v / b) for v, b in zip(values, base)]
-        mean = sum(logs) / n
-        sd = math.sqrt(sum((x - mean) ** 2 for x in logs) / (n - 1))
-        if _Z95 * sd / math.sqrt(n) > target:
+        if stats.t_half_width(logs) > target:
             return False
     return True
 

@@ -257,6 +257,10 @@ class _LockstepGroup:
         if isinstance(measured, Exception):
             raise measured
         owners, records = measured
+        if node.nodeid not in owners:
+            raise pytest.UsageError(
+                f"{node.nodeid}: comparison {comparison!r} was already measured as the group "
+                f"of {sorted(owners)}; each lockstep group needs its own comparison label")
         self.records = records
         record = records[owners[node.nodeid]]
         interleaved.replay_rounds(self._benchmark, record)

@@ -45,10 +45,10 @@ def test_precise_enough_asks_every_ratio_to_reach_the_target():
     assert not interleaved.precise_enough({"base": [1.0, 1.0], "a": [1.0, 1.0]}, "base", 0.5)
 
 
-def test_precise_enough_uses_the_normal_half_width_of_the_log_ratios():
+def test_precise_enough_uses_the_t_half_width_of_the_log_ratios():
     base = [1.0] * 4
     other = [math.exp(x) for x in (0.1, -0.1, 0.1, -0.1)]
-    half_width = 1.959964 * 0.1154700538 / 2  # z * sd(ddof=1) / sqrt(4)
+    half_width = 3.182446 * 0.1154700538 / 2  # t(0.975, 3 df) * sd(ddof=1) / sqrt(4)
     assert interleaved.precise_enough({"base": base, "a": other}, "base", half_width + 1e-6)
     assert not interleaved.precise_enough({"base": base, "a": other}, "base", half_width - 1e-6)
 

@@ -392,3 +392,28 @@ def test_an_unknown_profile_in_the_environment_is_a_usage_error(session, monkeyp
     result = session(source=GROUP_TIME)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert f"${profiles.PROFILE_ENV}='huge'" in result.stderr.str() + result.stdout.str()
+
+
+CLASHING_LABELS = """
+import pytest
+
+from kbench import testing
+
+
+@pytest.mark.parametrize("side", ["a", "b"])
+def test_one(lockstep_group, side):
+    lockstep_group(lambda side: testing.FakeVariant(side, [0.1]), vary="side",
+                   comparison="same", baseline="a")
+
+
+@pytest.mark.parametrize("side", ["a", "b"])
+def test_two(lockstep_group, side):
+    lockstep_group(lambda side: testing.FakeVariant(side, [0.1]), vary="side",
+                   comparison="same", baseline="a")
+"""
+
+
+def test_two_groups_with_one_comparison_label_are_refused_naming_it(session):
+    result = session("--kbench-profile", "smoke", "-k", "cpu", source=CLASHING_LABELS)
+    result.assert_outcomes(passed=2, failed=2)
+    assert "comparison 'same' was already measured as the group of" in result.stdout.str()

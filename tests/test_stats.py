@@ -404,3 +404,15 @@ def test_paired_block_length_follows_the_cube_root_and_is_checked():
         stats.paired_ratio_ci([1.0, 2.0, 3.0, 4.0], [1.0] * 4, block=5)
     with pytest.raises(ValueError, match="block must be a positive int, got 0"):
         stats.paired_ratio_ci([1.0, 2.0], [1.0, 1.0], block=0)
+
+
+def test_paired_ci_with_few_pairs_is_at_least_students_t_interval():
+    """A bootstrap of 4 pairs knows only the spread it saw; t's interval is the floor."""
+    num, den = [0.92, 0.94, 0.93, 0.95], [1.0, 1.0, 1.0, 1.0]
+    ratio, low, high = stats.paired_ratio_ci(num, den, n_resamples=FAST_RESAMPLES)
+    logs = np.log(num)
+    half = stats.t_half_width(logs)
+    assert half == pytest.approx(3.182446 * np.std(logs, ddof=1) / 2, rel=1e-6)
+    assert low <= np.exp(logs.mean() - half) + 1e-12 and high >= np.exp(logs.mean() + half) - 1e-12
+    with pytest.raises(ValueError, match="at least 2 values, got 1"):
+        stats.t_half_width([1.0])
