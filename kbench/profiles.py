@@ -87,7 +87,7 @@ class Profile:
 # session). --kbench-group-s sets it for one session.
 PROFILES = MappingProxyType({
     "smoke": Profile("smoke", rounds=4, steps_per_round=10, min_round_s=0.05, warmup_rounds=1,
-                     batch_sizes=(64,), families=("mlp",), lead_steps=4, group_s=2.0,
+                     batch_sizes=(64,), families=("mlp",), lead_steps=4, group_s=1.5,
                      target_ci=0.10),
     "default": Profile("default", rounds=8, steps_per_round=10, min_round_s=0.1,
                        warmup_rounds=1, batch_sizes=(64,), families=("mlp", "cnn"),
