@@ -29,7 +29,7 @@ EXIT_BAD_INPUT = compare.EXIT_BAD_INPUT
 
 # Width of rich output when stdout is not a terminal (CI logs, pipes, tests)
 # and $COLUMNS is unset: rich would assume 80 columns and wrap benchmark names
-# (up to ~50 characters, e.g. test_prefetch_training[cpu-b64-fit-autotune-off])
+# (up to ~80 characters, e.g. test_prefetch[cpu-b64-fit-prefetch=autotune map=off])
 # across lines; 200 fits a name and three runs' columns on one line.
 PIPE_WIDTH = 200
 

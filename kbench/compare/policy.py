@@ -211,7 +211,7 @@ def load_policy(path: str | os.PathLike) -> Policy:
     """Read a gating policy from a ``.toml`` or ``.json`` file, e.g.::
 
         max_slowdown = 0.10
-        [benchmarks."test_prefetch_training[cpu-b64-fit-off-off]"]
+        [benchmarks."test_prefetch[cpu-b64-fit-prefetch=off map=off]"]
         max_slowdown = 0.25
         [benchmarks."test_execution_throughput[*-xla]"]
         max_slowdown = 0.30
