@@ -95,9 +95,13 @@ class InputOnlyRun:
     def next_round(self) -> float:
         if not self._warm:
             raise MeasurementError("warm_up() the input-only run before its rounds")
-        self._pull_n(self.lead_steps)  # untimed, as a training round's lead
         token = self.stopwatch.start()
-        seconds = self._steps(self.steps_per_round)
+        self._pull_n(self.lead_steps)  # untimed, as a training round's lead
+        # Timed as a training round is: from a quiet process (the buffers refilled
+        # after the lead) to a quiet process (refilled after the round).
+        start = telemetry.wait_quiet(self.timer)
+        self._pull_n(self.steps_per_round)
+        seconds = telemetry.wait_quiet(self.timer) - start
         self.round_noise.append(self.stopwatch.stop(token))
         self.round_s.append(seconds)
         return seconds

@@ -100,6 +100,7 @@ class Remote:
     pipeline: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     intra_op_threads: int | None = None
     python: str | None = None
+    extras: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     def open(self, profile: Profile, device: str, rounds: int):
         from kbench import remote
@@ -110,7 +111,7 @@ class Remote:
         return remote.RemoteRun(request, python=self.python)
 
     def record(self, runner, **labels) -> BenchmarkRecord:
-        return runner.record(**labels)
+        return runner.record(**labels, extras=dict(self.extras))
 
 
 Variant = Training | BareFit | InputOnly | Remote

@@ -11,10 +11,15 @@ A measurement runs ONE model through the engine in :mod:`kbench.training`
 - the gated run, on the same model and compiled step, in *rounds* (Keras
   epochs with ``steps_per_epoch``): ``warmup_rounds`` unmeasured, then the
   measured rounds. A round is a few untimed *lead* steps (:func:`lead_steps`)
-  and then the timed ones: its clock runs from the end of the lead's last
-  step to the round's end, which comes after a device sync
-  (``tf.test.experimental.sync_devices``), so asynchronous GPU work is
-  inside the round it belongs to.
+  and then the timed ones. Both ends of its clock come after a device sync
+  (``tf.test.experimental.sync_devices``), so asynchronous GPU work is inside
+  the round it belongs to, and once the process is quiet
+  (:func:`kbench.telemetry.wait_quiet`): the clock starts when the lead's
+  steps are done and the input has refilled what they drained, and stops
+  when the last step is done and the input has refilled again. A prefetching
+  pipeline is so timed from full buffers to full buffers (what it produced in
+  the round is what the round consumed), and no background work a round
+  leaves behind is charged to the next round, of this run or another.
 
 The run lives in a worker thread and waits at each round boundary until the
 caller asks for the next round (:meth:`SteadyStateRun.next_round`). That lets
@@ -142,11 +147,15 @@ class _RoundGate(keras.callbacks.Callback):
         # The step index (as the loops number batches) that ends a round's lead; None: no lead.
         self.lead_end_step: int | None = None
 
-    def on_train_batch_end(self, batch, logs=None):
-        # The one step-level read of the gate: when the round's lead ends.
-        if batch == self.lead_end_step:
-            float(logs["loss"])  # waits for that step
-            self.rounds[-1]["lead"] = self.timer()
+    def on_train_batch_begin(self, batch, logs=None):
+        # The one step-level hook of the gate, called in the training loop's own
+        # thread before each step: the lead has ended when the first timed step
+        # is about to begin. Its clock starts once the device is synced and the
+        # process is quiet (what the lead drained from the input's buffers has
+        # been refilled).
+        if self.lead_end_step is not None and batch == self.lead_end_step + 1:
+            sync_devices()
+            self.rounds[-1]["lead"] = telemetry.wait_quiet(self.timer)
 
     def on_epoch_begin(self, epoch, logs=None):
         if not self.go.acquire(timeout=self.timeout_s):
@@ -159,7 +168,9 @@ class _RoundGate(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         sync_devices()
         round_ = self.rounds[-1]
-        round_["end"] = self.timer()
+        # Ends once the process is quiet: a buffering input has refilled what the
+        # round drained, and nothing the round started runs on into the next.
+        round_["end"] = telemetry.wait_quiet(self.timer)
         round_["noise"] = self.stopwatch.stop(round_["watch"])
         # The epoch's mean training loss (Keras and the custom loop report it).
         round_["loss"] = float((logs or {}).get("loss", math.nan))
@@ -196,8 +207,6 @@ class _RoundProbe(_RoundGate):
         loss = float(logs["loss"])  # waits for this step's loss
         now = self.timer()
         self.rounds[-1]["steps"][batch] = (now, loss)
-        if batch == self.lead_end_step:
-            self.rounds[-1]["lead"] = now
 
 
 @dataclasses.dataclass(frozen=True)

@@ -37,7 +37,8 @@ def test_compute_only_input_repeats_the_same_batches(tiny):
     assert labels[0] != labels[1]
 
 
-def test_input_only_run_calibrates_rounds_then_times_them(tiny):
+def test_input_only_run_calibrates_rounds_then_times_them(tiny, monkeypatch):
+    monkeypatch.setattr(telemetry, "wait_quiet", lambda clock: clock())  # one reading each
     spec = WorkflowSpec(batch_size=32)
     # The calibration pass (after an untimed warm-up): 4 steps in 0.04 s, 0.01 s a step.
     readings = iter([10.0, 10.04, 30.0, 32.0, 40.0, 43.0])
@@ -62,6 +63,21 @@ def test_input_only_rounds_pull_their_lead_untimed_first(tiny):
     run._pull_n = lambda steps, pull=run._pull_n: (pulls.append(steps), pull(steps))
     run.next_round()
     assert run.lead_steps == 3 and pulls == [3, run.steps_per_round]
+
+
+def test_input_only_rounds_are_timed_from_a_quiet_process_to_a_quiet_process(tiny, monkeypatch):
+    """The timed pulls sit between two quiet waits: the buffers refilled after the lead,
+    and refilled again after the round (so a prefetch buffer's output is not free)."""
+    spec = WorkflowSpec(batch_size=32)
+    prof = dataclasses.replace(profile(min_round_s=0.0), lead_steps=3)
+    run = inputs.InputOnlyRun(spec, _input(spec, tiny), prof)
+    run.warm_up()
+    events, quiet_at = [], iter([100.0, 107.5])
+    run._pull_n = lambda steps, pull=run._pull_n: (events.append(("pull", steps)), pull(steps))
+    monkeypatch.setattr(telemetry, "wait_quiet",
+                        lambda clock: (events.append(("quiet",)), next(quiet_at))[1])
+    assert run.next_round() == 7.5
+    assert events == [("pull", 3), ("quiet",), ("pull", run.steps_per_round), ("quiet",)]
 
 
 def test_input_only_run_pulls_batches_inside_one_tf_function(tiny):

@@ -54,6 +54,8 @@ def test_every_round_ends_with_a_device_sync_before_its_clock_read(loop, tiny, m
     assert len(ends) == 4  # the warm-up round and three measured ones
     for end in ends:
         at = events.index(("clock", int(end)))
+        # The end is the quiet wait's first reading (kbench.telemetry.wait_quiet),
+        # right after the sync.
         assert events[at - 1] == ("sync",), f"round end read at tick {end} without a sync first"
 
 
@@ -256,9 +258,12 @@ def test_a_rounds_clock_starts_after_its_lead(loop, tiny, monkeypatch):
     result = run.measurement()
     assert run.lead_steps == 2 and result.steps_per_round == 4
     assert all(len(r["steps"]) == 6 for r in run.probe.rounds)  # lead + timed steps ran
-    # Clock reads: begin, 2 lead steps, 4 timed steps, end: the lead's end to the end is 5.
-    assert result.round_s == (5.0, 5.0, 5.0)
-    assert result.step_s == (1.0,) * 12  # the timed steps only
+    # Clock reads: begin, 2 lead steps, the quiet wait before the timed steps (2 reads:
+    # the clock starts at the first), 4 timed steps, the quiet wait at the end (it
+    # ends at the first of its 2 reads): from the lead's end to the end is 6.
+    assert result.round_s == (6.0, 6.0, 6.0)
+    # The timed steps only; the first also spans the quiet wait's second read.
+    assert result.step_s == (2.0, 1.0, 1.0, 1.0) * 3
 
 
 def test_a_bare_rounds_clock_also_starts_after_its_lead(tiny, monkeypatch):
@@ -269,5 +274,6 @@ def test_a_bare_rounds_clock_also_starts_after_its_lead(tiny, monkeypatch):
                                 timer=testing.counting_timer()) as run:
         run.warm_up()
         run.next_round()
-    # Clock reads: begin, the lead's end (its one step-level read), end.
-    assert run.measurement().round_s == (1.0,)
+    # Clock reads: begin, the quiet wait at the lead's end (its one step-level hook:
+    # 2 reads, the clock starts at the first), the quiet wait at the end.
+    assert run.measurement().round_s == (2.0,)

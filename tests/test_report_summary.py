@@ -112,6 +112,40 @@ def test_overlap_bounds_and_achieved_gain():
     assert "input-bound" not in "\n".join(lines)
 
 
+def test_each_setting_is_bounded_by_the_input_only_variant_its_record_names():
+    parallel_input = f"{INPUT_ONLY} map=autotune"
+    parallel = {"extras": {report.INPUT_BOUND: parallel_input}}
+    records = prefetch_group({INPUT_ONLY: 1.0, parallel_input: 0.4, COMPUTE_ONLY: 0.5,
+                              "prefetch=off map=off": 1.5, "prefetch=off map=autotune": 0.7},
+                             per_variant={"prefetch=off map=autotune": parallel})
+    lines = summary(records)
+    assert ("  bounds per 1k samples: input 1.000 s, compute 0.500 s, serial 1.500 s, "
+            "ideal overlap 1.000 s") in lines
+    assert (f"  bounds per 1k samples ({parallel_input}): input 0.400 s, compute 0.500 s, "
+            "serial 0.900 s, ideal overlap 0.500 s") in lines
+    # Against its own bound the parallel map achieved (0.9 - 0.7) / (0.9 - 0.5) = 50%;
+    # against the sequential input-only it would read (1.5 - 0.7) / 0.5 = 160%.
+    [line] = [li for li in lines
+              if li.startswith("  prefetch=off map=autotune") and "per 1k" in li]
+    assert "0.700 s per 1k samples: 50% [50%, 50%] of the possible overlap gain" in line
+    assert lines.index(line) > lines.index(
+        f"  bounds per 1k samples ({parallel_input}): input 0.400 s, compute 0.500 s, "
+        "serial 0.900 s, ideal overlap 0.500 s")
+
+
+def test_the_cpu_work_line_adds_both_sides_core_seconds_over_the_machines_cores():
+    from kbench.telemetry import RoundNoise
+
+    def cores(n):
+        return {"round_noise": (RoundNoise(1.0, n, 0.0),) * len(DRIFT)}
+
+    records = prefetch_group({INPUT_ONLY: 0.5, COMPUTE_ONLY: 1.0, "prefetch=off map=off": 1.4},
+                             per_variant={INPUT_ONLY: cores(1.6), COMPUTE_ONLY: cores(1.2)})
+    # input 0.5 s x 1.6 cores = 0.8 core-s, compute 1.2: 2.0 core-s, at least 1.0 s on 2.
+    assert ("  CPU work per 1k samples: input 0.800 core-s, compute 1.200 core-s: at least "
+            "1.000 s on 2 cores") in summary(records, testing.fake_fingerprint())
+
+
 def test_input_bound_pipeline_is_called_out():
     records = prefetch_group({INPUT_ONLY: 1.0, COMPUTE_ONLY: 0.5, "prefetch=off map=off": 1.5,
                               "prefetch=autotune map=off": 1.05})

@@ -59,3 +59,50 @@ def test_stopwatch_reads_wall_process_and_steal_around_a_round():
 def test_round_noise_validates(fields, quoted):
     with pytest.raises(ValueError, match=quoted):
         RoundNoise(**{"wall_s": 1.0, "cpu_s": 0.5, **fields})
+
+
+# --------------------------------------------------------------------------- wait_quiet
+
+
+class FakeProcess:
+    """A wall clock and a process CPU clock; each window's sleep advances both, the CPU
+    clock by that window's busy share."""
+
+    def __init__(self, busy_shares, window_s=0.002):
+        self.wall, self.cpu, self.window_s = 10.0, 0.0, window_s
+        self.busy = iter(busy_shares)
+        self.sleeps = 0
+
+    def sleep(self, seconds):
+        self.sleeps += 1
+        self.wall += seconds
+        self.cpu += next(self.busy) * seconds
+
+    def wait(self, **kwargs):
+        return telemetry.wait_quiet(lambda: self.wall, process_clock=lambda: self.cpu,
+                                    sleep=self.sleep, **kwargs)
+
+
+def test_wait_quiet_returns_at_once_when_the_process_is_already_quiet():
+    proc = FakeProcess([0.0])
+    assert proc.wait() == 10.0 and proc.sleeps == 1
+
+
+def test_wait_quiet_waits_out_the_busy_windows_and_returns_the_first_quiet_ones_start():
+    # A refill keeps 1.7 cores busy for three windows, then the process idles at 0.1 core.
+    proc = FakeProcess([1.7, 1.7, 1.7, 0.1])
+    assert proc.wait() == pytest.approx(10.0 + 3 * 0.002)
+    assert proc.sleeps == 4
+
+
+def test_wait_quiet_takes_a_window_at_its_cpu_share_as_quiet_and_just_above_as_busy():
+    share = telemetry.QUIET_CPU_SHARE
+    assert FakeProcess([share]).wait() == 10.0
+    proc = FakeProcess([share * 1.01, 0.0])
+    assert proc.wait() == pytest.approx(10.002)
+
+
+def test_wait_quiet_gives_up_after_max_s_with_the_clock_as_it_is():
+    proc = FakeProcess(itertools.repeat(2.0))
+    assert proc.wait(max_s=0.01) == pytest.approx(10.01)
+    assert proc.sleeps == 5

@@ -15,14 +15,15 @@ from kbench.report.document import (DEFAULT_TITLE, REPORT_DIR, THROUGHPUT_UNIT, 
                                     write_report)
 from kbench.report.exports import github_benchmark_json, tensorboard_hparams, write_tensorboard
 from kbench.report.summary import (A_A_PREFIX, COMPUTE_ONLY, DIAGNOSTICS,
-                                   HARNESS_OVERHEAD_TARGET, INPUT_ONLY, Diagnostic,
+                                   HARNESS_OVERHEAD_TARGET, INPUT_BOUND, INPUT_ONLY,
+                                   Diagnostic,
                                    bounding_resource, overlap_gain, overlap_gain_ci,
                                    summary_lines)
 from kbench.report.tables import ReportError
 
 __all__ = [
     "A_A_PREFIX", "COMPUTE_ONLY", "DEFAULT_TITLE", "DIAGNOSTICS", "HARNESS_OVERHEAD_TARGET",
-    "INPUT_ONLY", "REPORT_DIR", "bounding_resource", "overlap_gain_ci",
+    "INPUT_BOUND", "INPUT_ONLY", "REPORT_DIR", "bounding_resource", "overlap_gain_ci",
     "THROUGHPUT_UNIT", "Diagnostic", "ReportError", "Section", "Text", "github_benchmark_json",
     "make_plots", "overlap_gain", "render_html", "render_markdown", "report_sections",
     "summary_lines", "tensorboard_hparams", "write_report", "write_tensorboard",

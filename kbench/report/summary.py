@@ -28,6 +28,10 @@ A_A_PREFIX = "a/a "
 HARNESS_PREFIX = "harness "
 # The prefetch suite's variants that bound the others (see benchmarks/test_prefetch.py).
 COMPUTE_ONLY, INPUT_ONLY = "compute-only", "input-only"
+# A prefetch setting's record may name, under this key of its extras, the
+# input-only variant that bounds it (its own pipeline pulled alone, e.g. with
+# the same map parallelism); INPUT_ONLY otherwise.
+INPUT_BOUND = "input_bound"
 # A round is called disturbed when the hypervisor stole more than this share of
 # the machine's CPU time during it: a tenth of the machine gone is three times
 # the 3% harness-overhead bound and twice a +-5% ratio CI, so such a round's
@@ -197,32 +201,59 @@ _BOUND_WORDS = {
 def _overlap_lines(group: compare.Group, fp: Mapping) -> list[str]:
     """Each prefetch setting's share of the possible overlap gain, and what bounds it."""
     by_variant = {m.variant: m.record for m in group.members}
-    compute, input_only = by_variant.get(COMPUTE_ONLY), by_variant.get(INPUT_ONLY)
-    if compute is None or input_only is None:
+    settings = {k: r for k, r in by_variant.items()
+                if k != COMPUTE_ONLY and not k.startswith(INPUT_ONLY)}
+    bound_of = {k: r.extras.get(INPUT_BOUND, INPUT_ONLY) for k, r in settings.items()}
+    if COMPUTE_ONLY not in by_variant or not set(bound_of.values()) & set(by_variant):
         return []
     rates = {k: np.asarray(r.samples_per_s) for k, r in by_variant.items()}
-    t_in, t_c = float(_seconds_per_k(rates[INPUT_ONLY])), float(_seconds_per_k(rates[COMPUTE_ONLY]))
-    paired = all(compare.paired(r, input_only) for r in by_variant.values())
+    t = {k: float(_seconds_per_k(v)) for k, v in rates.items()}
+    t_c = t[COMPUTE_ONLY]
     cores = fp.get("cpu", {}).get("usable_cores")
-    lines = [f"  bounds per 1k samples: input {t_in:.3f} s, compute {t_c:.3f} s, serial "
-             f"{t_in + t_c:.3f} s, ideal overlap {max(t_in, t_c):.3f} s"
-             + ("" if paired else " (not paired: no CI)")]
-    for name, record in by_variant.items():
-        if name in (COMPUTE_ONLY, INPUT_ONLY):
-            continue
-        t = float(_seconds_per_k(rates[name]))
-        if paired:
-            gain, low, high = overlap_gain_ci(rates[INPUT_ONLY], rates[COMPUTE_ONLY], rates[name])
-            share = f"{_format.share(gain, 0)} [{_format.share(low, 0)}, {_format.share(high, 0)}]"
-        else:
-            share = _format.share(overlap_gain(t_in + t_c, max(t_in, t_c), t), 0)
-        bound = bounding_resource(t, t_in, t_c, _cores_used(record), cores)
-        lines.append(f"  {name:<30} {t:.3f} s per 1k samples: {share} of the possible overlap "
-                     f"gain; {_BOUND_WORDS[bound]}")
-        if paired and low > 1:
-            lines.append(f"  ! {name} beat the ideal overlap: its pipeline ran faster inside "
-                         "training than the input-only variant pulls it alone, so input-only "
-                         "does not bound this setting")
+    lines = []
+    for bound in sorted(set(bound_of.values()) & set(by_variant)):
+        t_in = t[bound]
+        paired = all(compare.paired(by_variant[k], by_variant[bound])
+                     for k in (COMPUTE_ONLY, *settings))
+        which = "" if bound == INPUT_ONLY else f" ({bound})"
+        lines.append(f"  bounds per 1k samples{which}: input {t_in:.3f} s, compute {t_c:.3f} s, "
+                     f"serial {t_in + t_c:.3f} s, ideal overlap {max(t_in, t_c):.3f} s"
+                     + ("" if paired else " (not paired: no CI)"))
+        lines += _cpu_work_line(by_variant[bound], by_variant[COMPUTE_ONLY], t_in, t_c, cores)
+        for name in (k for k, b in bound_of.items() if b == bound):
+            lines += _setting_lines(name, by_variant[name], rates, t_in, t_c, bound, paired,
+                                    cores)
+    return lines
+
+
+def _cpu_work_line(input_only: BenchmarkRecord, compute: BenchmarkRecord, t_in: float,
+                   t_c: float, machine_cores: int | None) -> list[str]:
+    """The CPU work input and compute need per 1k samples, and the time it takes at the
+    least when every core does it: a third bound, the one a small CPU hits first."""
+    used_in, used_c = _cores_used(input_only), _cores_used(compute)
+    if used_in is None or used_c is None or not machine_cores:
+        return []
+    work_in, work_c = used_in * t_in, used_c * t_c
+    return [f"  CPU work per 1k samples: input {work_in:.3f} core-s, compute {work_c:.3f} "
+            f"core-s: at least {(work_in + work_c) / machine_cores:.3f} s on "
+            f"{machine_cores} cores"]
+
+
+def _setting_lines(name, record, rates, t_in, t_c, bound, paired, cores) -> list[str]:
+    t = float(_seconds_per_k(rates[name]))
+    if paired:
+        gain, low, high = overlap_gain_ci(rates[bound], rates[COMPUTE_ONLY], rates[name])
+        share = f"{_format.share(gain, 0)} [{_format.share(low, 0)}, {_format.share(high, 0)}]"
+    else:
+        gain = low = overlap_gain(t_in + t_c, max(t_in, t_c), t)
+        share = _format.share(gain, 0)
+    resource = bounding_resource(t, t_in, t_c, _cores_used(record), cores)
+    lines = [f"  {name:<30} {t:.3f} s per 1k samples: {share} of the possible overlap "
+             f"gain; {_BOUND_WORDS[resource]}"]
+    if paired and low > 1:
+        lines.append(f"  ! {name} beat the ideal overlap: its pipeline ran faster inside "
+                     f"training than {bound} pulls it alone, so {bound} does not bound "
+                     "this setting")
     return lines
 
 
