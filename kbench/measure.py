@@ -3,11 +3,11 @@
 A measurement runs ONE model through the engine in :mod:`kbench.training`
 (``fit`` or the custom loop) over a repeated input pipeline:
 
-- startup: a first run of short epochs on the model. The first traces and
-  compiles (tracing, XLA compilation, first steps: ``startup_s``); the median
-  of the next CALIBRATION_EPOCHS, of ``steps_per_round`` steps each, gives
-  the step time that calibrates how many steps a round needs to last
-  ``profile.min_round_s``.
+- startup: short epochs on the model. The first, of one execution, traces
+  and compiles (tracing, XLA compilation, first steps: ``startup_s``); a
+  second gives a rough step time; the median of the next CALIBRATION_EPOCHS,
+  each about a round long (:func:`calibrated_steps`), gives the step time
+  that calibrates how many steps a round needs to last ``profile.min_round_s``.
 - the gated run, on the same model and compiled step, in *rounds* (Keras
   epochs with ``steps_per_epoch``): ``warmup_rounds`` unmeasured, then the
   measured rounds. A round is a few untimed *lead* steps (:func:`lead_steps`)
@@ -46,7 +46,7 @@ import numpy as np
 import tensorflow as tf
 
 from kbench import _format, models, stats, telemetry, training
-from kbench._validate import check_positive_int
+from kbench._validate import check_number, check_positive_int
 from kbench.distribute import sync_devices
 from kbench.flops import training_flops_per_sample
 from kbench.profiles import Profile
@@ -75,14 +75,23 @@ class MeasurementError(RuntimeError):
 MAX_STEPS_PER_ROUND = 5000
 
 
+# The profile's minimum steps a round never make it last longer than this. On
+# this machine (Intel Xeon, AVX512_FP16 and AMX reported) the CNN's
+# mixed_float16 step took 1.3 s at batch 64: ten steps a round made its
+# precision group take 4 minutes; a 0.07 s eager CNN step keeps its ten.
+SLOW_ROUND_S = 1.0
+
+
 def calibrated_steps(step_s: float, profile: Profile, multiple: int = 1) -> int:
-    """Steps per round for a step time: at least the profile's minimum and its round time,
-    rounded up to a ``multiple`` (the spec's steps_per_execution: whole executions)."""
+    """Steps per round for a step time: at least the profile's round time and its
+    minimum steps (as many of those as fit SLOW_ROUND_S, at least one), rounded up to
+    a ``multiple`` (the spec's steps_per_execution: whole executions)."""
     if not step_s > 0:
         raise MeasurementError(f"a calibration step must take time, got {step_s!r} s")
     # Rounded first so float noise (0.5 / 0.01 = 50.000000000000004) adds no step.
     wanted = math.ceil(round(profile.min_round_s / step_s, 9))
-    steps = min(MAX_STEPS_PER_ROUND, max(profile.steps_per_round, wanted))
+    floor = max(1, min(profile.steps_per_round, math.floor(round(SLOW_ROUND_S / step_s, 9))))
+    steps = min(MAX_STEPS_PER_ROUND, max(floor, wanted))
     return _whole_executions(steps, multiple)
 
 
@@ -124,6 +133,14 @@ class _Closed(Exception):
     """The caller closed the run: the worker stops at the next round boundary."""
 
 
+def _wait_until(timer: Callable[[], float], target: float) -> float:
+    """Sleep until ``timer`` reads ``target`` or later (in short naps, so an overshoot is
+    at most one nap's); the reading then."""
+    while (now := timer()) < target:
+        time.sleep(min(target - now, 0.001))
+    return now
+
+
 class _RoundGate(keras.callbacks.Callback):
     """Gates rounds (epochs) on the caller and times each round, synced.
 
@@ -146,6 +163,8 @@ class _RoundGate(keras.callbacks.Callback):
         self.rounds: list[dict] = []
         # The step index (as the loops number batches) that ends a round's lead; None: no lead.
         self.lead_end_step: int | None = None
+        # An injected slowdown: each round waits this many times its timed seconds at its end.
+        self.stretch = 0.0
 
     def on_train_batch_begin(self, batch, logs=None):
         # The one step-level hook of the gate, called in the training loop's own
@@ -171,6 +190,9 @@ class _RoundGate(keras.callbacks.Callback):
         # Ends once the process is quiet: a buffering input has refilled what the
         # round drained, and nothing the round started runs on into the next.
         round_["end"] = telemetry.wait_quiet(self.timer)
+        if self.stretch:
+            round_["end"] = _wait_until(self.timer, round_["end"] + self.stretch
+                                        * (round_["end"] - round_.get("lead", round_["start"])))
         round_["noise"] = self.stopwatch.stop(round_["watch"])
         # The epoch's mean training loss (Keras and the custom loop report it).
         round_["loss"] = float((logs or {}).get("loss", math.nan))
@@ -325,12 +347,19 @@ class SteadyStateRun:
         per_step: timestamp every step (the probe: step latencies). False
             runs ``fit`` with only an epoch-boundary gate, as a plain
             ``model.fit`` runs: the harness-overhead reference.
+        slowdown: an injected slowdown (a share, 0 for none), for testing
+            what an A/B can detect (kbench.lockstep_ab's power self-test):
+            every round, once its last step is done, waits ``slowdown / (1 -
+            slowdown)`` times its own timed seconds before its clock stops,
+            so its throughput is exactly ``1 - slowdown`` times what it ran
+            at, however noisy the round. A wait, not work: it takes no CPU
+            from anything else.
     """
 
     def __init__(self, spec: WorkflowSpec, train_data: tf.data.Dataset, profile: Profile, *,
                  device: str = "/CPU:0", timer: Callable[[], float] = time.perf_counter,
                  timeout_s: float = ROUND_TIMEOUT_S, rounds: int | None = None,
-                 per_step: bool = True):
+                 per_step: bool = True, slowdown: float = 0.0):
         self.engine = training.prepare(spec, device=device)
         self.model, self.loop = self.engine.model, self.engine.loop
         self.spec, self.profile, self.device = spec, profile, device
@@ -338,6 +367,8 @@ class SteadyStateRun:
         self.timeout_s = timeout_s
         self.timer = timer
         self.probe = (_RoundProbe if per_step else _RoundGate)(timer, timeout_s)
+        self.probe.stretch = check_number("slowdown", slowdown, low=0, high=1,
+                                          high_open=True) / (1 - slowdown) if slowdown else 0.0
         self.startup = _StartupClock(timer)
         self.steps_per_round: int | None = None  # timed steps a round, set by the calibration
         self.lead_steps = 0  # untimed steps before them (see lead_steps), set with them
@@ -347,6 +378,11 @@ class SteadyStateRun:
         self._requested = 0
         self.flops_per_sample = training_flops_per_sample(
             self.model, models.input_shape_for(spec.family))
+
+    @property
+    def startup_s(self) -> float:
+        """From the start of the run to the end of its first step (tracing, compiling)."""
+        return self.startup.first_step_end - self.run_start
 
     @property
     def total_rounds(self) -> int:
@@ -373,12 +409,18 @@ class SteadyStateRun:
         try:
             with self.engine.settings():
                 self.run_start = self.timer()
-                calibration = _whole_executions(self.profile.steps_per_round, self._per_execution)
-                self.loop.run(self._train_data, epochs=1 + CALIBRATION_EPOCHS,
-                              callbacks=[self.startup], steps_per_epoch=calibration)
-                # The first epoch traced; the median of the others is the step time.
-                step_s = float(np.median(self.startup.epoch_s[1:])) / calibration
                 multiple = self._per_execution
+                # One execution traces (startup_s), one more gives a rough step time,
+                # so that the calibration epochs last about a round, however slow
+                # the step (a fixed count of slow steps would take minutes).
+                self.loop.run(self._train_data, epochs=2, callbacks=[self.startup],
+                              steps_per_epoch=multiple)
+                calibration = calibrated_steps(self.startup.epoch_s[1] / multiple,
+                                               self.profile, multiple)
+                self.loop.run(self._train_data, epochs=CALIBRATION_EPOCHS,
+                              callbacks=[self.startup], steps_per_epoch=calibration)
+                # Their median is the step time.
+                step_s = float(np.median(self.startup.epoch_s[2:])) / calibration
                 self.steps_per_round = calibrated_steps(step_s, self.profile, multiple)
                 self.lead_steps = lead_steps(step_s, self.profile, multiple)
                 if self.lead_steps:
@@ -439,7 +481,7 @@ class SteadyStateRun:
         return Measurement(
             spec=self.spec, device=self.device, batch_size=self.spec.batch_size,
             steps_per_round=self.steps_per_round,
-            startup_s=self.startup.first_step_end - self.run_start,
+            startup_s=self.startup_s,
             warmup_s=sum(r["end"] - r["start"] for r in probe.rounds[:warm]),
             round_s=tuple(probe.timed_s(r) for r in measured),
             # One reading per execution: its mean step time (none without the probe).

@@ -12,10 +12,14 @@ Protocol (parent -> child, child -> parent):
 
 - ``{"open": request}`` -> ``{"ready": info}`` once the run has started up
   (traced, calibrated): request = {"spec", "pipeline", "profile", "device",
-  "rounds", "intra_op_threads"}; info = {"tf_version", "intra_op_threads"}
-  as the child's TensorFlow reports them;
+  "rounds", "intra_op_threads", "slowdown"} (the last two optional; slowdown:
+  see :class:`kbench.measure.SteadyStateRun`); info = {"tf_version",
+  "intra_op_threads"} as the child's TensorFlow reports them, and
+  {"steps_per_round", "batch_size", "startup_s"} as the run calibrated;
 - ``{"do": "warm_up"}`` -> ``{"ok": true}``;
-- ``{"do": "round"}`` -> ``{"seconds": s}``;
+- ``{"do": "round"}`` -> ``{"seconds": s, "cpu_s": [at request, at answer]}``
+  (the child's process CPU time: what it used between rounds is what it
+  took from whatever ran meanwhile);
 - ``{"do": "record", "labels": {...}}`` -> ``{"record": extra_info}``;
 - ``{"do": "close"}`` -> ``{"ok": true}``, then the child exits.
 
@@ -32,6 +36,7 @@ import select
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -76,6 +81,8 @@ class RemoteRun:
         self._proc: subprocess.Popen | None = None
         self._stderr = None
         self.info: dict = {}  # what the child reported when ready
+        # Per round: the child's CPU time when it got the request and when it answered.
+        self.cpu_marks: list[tuple[float, float]] = []
 
     @property
     def name(self) -> str:
@@ -86,7 +93,10 @@ class RemoteRun:
         try:
             self._proc = subprocess.Popen([self.python, "-m", "kbench.remote"],
                                           stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                          stderr=self._stderr, text=True, env=self.env)
+                                          stderr=self._stderr, text=True, env=self.env,
+                                          # its own process group: Ctrl-C reaches the
+                                          # parent, which then stops the child itself
+                                          start_new_session=True)
         except OSError as err:
             raise RemoteError(f"cannot start {self.python!r} -m kbench.remote: {err}") from err
         try:
@@ -126,7 +136,14 @@ class RemoteRun:
         return RemoteError(f"{self.name} in {self.python}: {what}"
                            + (f"\n--- its stderr (last lines) ---\n{tail}" if tail else ""))
 
+    @property
+    def pid(self) -> int | None:
+        return None if self._proc is None else self._proc.pid
+
     def _ask(self, message: Mapping, key: str, timeout_s: float) -> Any:
+        return self._answer(message, key, timeout_s)[key]
+
+    def _answer(self, message: Mapping, key: str, timeout_s: float) -> dict:
         try:
             self._proc.stdin.write(json.dumps(message) + "\n")
             self._proc.stdin.flush()
@@ -144,15 +161,18 @@ class RemoteRun:
             raise self._fail(f"the child answered {line[:200]!r}, not JSON") from None
         if "error" in answer:
             raise self._fail(answer["error"])
-        if key not in answer:
+        if not isinstance(answer, dict) or key not in answer:
             raise self._fail(f"the child answered {answer!r:.200}, without {key!r}")
-        return answer[key]
+        return answer
 
     def warm_up(self) -> None:
         self._ask({"do": "warm_up"}, "ok", self.round_timeout_s)
 
     def next_round(self) -> float:
-        return float(self._ask({"do": "round"}, "seconds", self.round_timeout_s))
+        answer = self._answer({"do": "round"}, "seconds", self.round_timeout_s)
+        before, after = answer.get("cpu_s", (float("nan"), float("nan")))
+        self.cpu_marks.append((float(before), float(after)))
+        return float(answer["seconds"])
 
     def record(self, **labels):
         from kbench.record import BenchmarkRecord
@@ -179,10 +199,13 @@ def _open(request: Mapping):
     spec = WorkflowSpec.from_dict(request["spec"])
     train_data = inputs.training_input(spec, **dict(request.get("pipeline") or {}))
     run = SteadyStateRun(spec, train_data, profile_from_dict(request["profile"]),
-                         device=request.get("device", "/CPU:0"), rounds=int(request["rounds"]))
+                         device=request.get("device", "/CPU:0"), rounds=int(request["rounds"]),
+                         slowdown=float(request.get("slowdown") or 0.0)).__enter__()
     info = {"tf_version": tf.__version__,
-            "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads()}
-    return run.__enter__(), info
+            "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
+            "steps_per_round": run.steps_per_round, "batch_size": spec.batch_size,
+            "startup_s": run.startup_s}
+    return run, info
 
 
 def _serve(lines, reply, open_run=_open) -> None:
@@ -205,7 +228,9 @@ def _serve(lines, reply, open_run=_open) -> None:
                     run.warm_up()
                     reply({"ok": True})
                 elif do == "round":
-                    reply({"seconds": run.next_round()})
+                    before = time.process_time()
+                    seconds = run.next_round()
+                    reply({"seconds": seconds, "cpu_s": [before, time.process_time()]})
                 elif do == "record":
                     record = run.measurement().record(**message.get("labels", {}))
                     reply({"record": record.to_extra_info()})

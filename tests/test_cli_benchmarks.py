@@ -40,7 +40,8 @@ def test_bench_refuses_an_unknown_profile_or_a_folder_without_benchmarks(tmp_pat
 def test_ab_interleaves_pools_and_gates_the_candidate(project):
     a, b = make_pythons(project)
     suite = FakeSuite({a: 1.0, b: 0.8})
-    result = invoke("ab", "--baseline-python", a, "--candidate-python", b, "--pairs", "5",
+    result = invoke("ab", "--sessions",
+                    "--baseline-python", a, "--candidate-python", b, "--pairs", "5",
                     "--store", project / "store", "--root", project, obj={"runner": suite})
     assert result.exit_code == 1, result.output
     assert suite.pythons() == [a, b] * 5
@@ -51,7 +52,8 @@ def test_ab_interleaves_pools_and_gates_the_candidate(project):
 
 def test_ab_passes_when_both_sides_are_as_fast(project):
     a, b = make_pythons(project)
-    result = invoke("ab", "--baseline-python", a, "--candidate-python", b, "--pairs", "2",
+    result = invoke("ab", "--sessions",
+                    "--baseline-python", a, "--candidate-python", b, "--pairs", "2",
                     "--store", project / "store", "--root", project,
                     obj={"runner": FakeSuite({a: 1.0, b: 1.0})})
     assert result.exit_code == 0, result.output
@@ -61,7 +63,8 @@ def test_ab_passes_when_both_sides_are_as_fast(project):
 def test_ab_reports_a_failed_invocation_with_its_side_and_exit_code(project):
     a, b = make_pythons(project)
     suite = FakeSuite({a: 1.0, b: 1.0}, exit_codes={2: 4})
-    result = invoke("ab", "--baseline-python", a, "--candidate-python", b, "--root", project,
+    result = invoke("ab", "--sessions",
+                    "--baseline-python", a, "--candidate-python", b, "--root", project,
                     "--store", project / "store", obj={"runner": suite})
     assert result.exit_code == 1
     assert "side B" in result.stderr and "run 1 of 5 failed with exit code 4" in result.stderr
@@ -71,9 +74,10 @@ def test_ab_reports_a_failed_invocation_with_its_side_and_exit_code(project):
 def test_ab_bad_arguments_exit_2(project):
     a, _ = make_pythons(project)
     missing = project / "nowhere" / "python"
-    assert_bad_input(invoke("ab", "--baseline-python", a, "--candidate-python", missing,
-                            "--root", project), "side B", str(missing))
-    assert_bad_input(invoke("ab", "--baseline-python", a, "--candidate-python", a,
+    assert_bad_input(invoke("ab", "--sessions",
+                            "--baseline-python", a, "--candidate-python", missing,
+                            "--root", project), "side candidate", str(missing))
+    assert_bad_input(invoke("ab", "--sessions", "--baseline-python", a, "--candidate-python", a,
                             "--pairs", "0"), "'--pairs'", "got 0")
-    assert_bad_input(invoke("ab", "--baseline-python", a, "--candidate-python", a,
+    assert_bad_input(invoke("ab", "--sessions", "--baseline-python", a, "--candidate-python", a,
                             "--max-slowdown", "2"), "'--max-slowdown'", "got '2'")

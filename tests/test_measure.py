@@ -22,6 +22,13 @@ def _input(spec, tiny):
     return inputs.training_input(spec, tiny)
 
 
+@pytest.fixture(autouse=True)
+def ticks_are_fast_steps(monkeypatch):
+    """The counting timers here tick once a read, so a step "takes" about a tick: no
+    step counts as slow (measure.SLOW_ROUND_S), except where a test sets it back."""
+    monkeypatch.setattr(measure, "SLOW_ROUND_S", 1e9)
+
+
 def profile(rounds=3, steps=4, min_round_s=0.0, warmup=1):
     return profiles.Profile("test", rounds=rounds, steps_per_round=steps, min_round_s=min_round_s,
                            warmup_rounds=warmup, batch_sizes=(32,), families=("mlp",))
@@ -86,6 +93,28 @@ def test_rounds_are_lengthened_to_the_profile_round_time(tiny):
 @pytest.mark.parametrize("step_s, expected", [(0.01, 50), (1.0, 4), (1e-9, measure.MAX_STEPS_PER_ROUND)])
 def test_calibrated_steps(step_s, expected):
     assert measure.calibrated_steps(step_s, profile(min_round_s=0.5)) == expected
+
+
+@pytest.mark.parametrize("step_s, expected", [
+    (1.3, 1),    # the CNN's mixed_float16 step here: one step a round, not four
+    (0.3, 3),    # as many of the minimum steps as fit SLOW_ROUND_S
+    (0.2, 4),    # all four fit
+])
+def test_a_slow_step_gets_fewer_than_the_minimum_steps(monkeypatch, step_s, expected):
+    monkeypatch.setattr(measure, "SLOW_ROUND_S", 1.0)
+    assert measure.calibrated_steps(step_s, profile(min_round_s=0.1)) == expected
+
+
+def test_the_calibration_epochs_last_about_a_round_however_slow_the_step(tiny, monkeypatch):
+    """A rough step time from one execution sizes the calibration epochs."""
+    monkeypatch.setattr(measure, "SLOW_ROUND_S", 1.0)
+    spec = WorkflowSpec(batch_size=32)
+    # Each step reads the clock once: a tick a step, every step "slow" (1 tick >= 1.0).
+    with measure.SteadyStateRun(spec, _input(spec, tiny), profile(min_round_s=0.1),
+                                timer=testing.counting_timer()) as run:
+        pass
+    assert run.steps_per_round == 1
+    assert len(run.startup.epoch_s) == 2 + measure.CALIBRATION_EPOCHS
 
 
 def test_calibration_refuses_a_step_that_took_no_time():

@@ -51,9 +51,13 @@ def serve(*messages):
 def test_the_child_answers_each_request_in_turn_and_closes_its_run():
     replies, run = serve({"open": {}}, {"do": "warm_up"}, {"do": "round"}, {"do": "round"},
                          {"do": "close"}, {"do": "round"})
+    rounds = [r.pop("cpu_s") for r in replies[2:4]]
     assert replies == [{"ready": {"tf_version": "x"}}, {"ok": True}, {"seconds": 0.25},
                        {"seconds": 0.5}, {"ok": True}]  # nothing after close
     assert run.closed
+    # Each round answer carries the child's CPU time at the request and at the answer.
+    (start, end), (next_start, _) = rounds
+    assert 0 <= start <= end <= next_start
 
 
 def test_the_child_answers_a_bad_request_with_an_error_and_carries_on():
@@ -63,7 +67,7 @@ def test_the_child_answers_a_bad_request_with_an_error_and_carries_on():
     assert replies[1]["error"].startswith("JSONDecodeError")
     assert replies[2] == {"error": "ValueError: a request must be a JSON object, got '[1]'"}
     assert replies[4]["error"].startswith("unknown request {'do': 'dance'}")
-    assert replies[5] == {"seconds": 0.25}
+    assert replies[5]["seconds"] == 0.25
 
 
 # --------------------------------------------------------------------------- a real child

@@ -1,18 +1,22 @@
-"""``kbench bench`` and ``ab``: run the benchmark suite once, or A/B two interpreters."""
+"""``kbench bench`` and ``ab``: run the benchmark suite once, or A/B two interpreters
+(in lockstep, kbench.cli.lockstep; or session by session, ``--sessions``)."""
 
 from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from kbench import _validate, ab, profiles, results, stats
+from kbench import _validate, ab, lockstep_ab, profiles, remote, results, sequential, stats
+from kbench.cli import lockstep
 from kbench.cli._common import (EXIT_REGRESSION, CliError, bad_input, check_option, console, gate,
-                                load_policy, parse_fraction, positive_int, runner, say)
-from kbench.cli._options import (DEFAULT_MAX_SLOWDOWN, AlphaOption, KeywordOption,
+                                load_policy, open_fraction, parse_fraction, positive_int, runner,
+                                say)
+from kbench.cli._options import (DEFAULT_MAX_SLOWDOWN, KeywordOption,
                                  ProfileOption, RootOption, StoreOption, TimeoutOption)
 from kbench.cli._progress import progress_bar
 from kbench.cli._tables import print_gate
@@ -71,34 +75,100 @@ def bench(
 def ab_command(
     ctx: typer.Context,
     baseline_python: Annotated[Path, typer.Option(
-        help="interpreter of side A (e.g. a virtualenv's bin/python)", show_default=False)],
-    candidate_python: Annotated[Path, typer.Option(
-        help="interpreter of side B", show_default=False)],
+        help="interpreter of the baseline side (e.g. a virtualenv's bin/python)",
+        show_default=False)],
+    candidate_python: Annotated[Optional[Path], typer.Option(
+        help="interpreter of the candidate side (not needed with --calibrate)",
+        show_default=False)] = None,
+    workflow: Annotated[Optional[list[str]], typer.Option(
+        "-w", "--workflow", help="a workflow to A/B (repeatable; default: "
+        f"{', '.join(lockstep.DEFAULT_WORKFLOWS)})", show_default=False)] = None,
+    max_slowdown: Annotated[Optional[str], typer.Option(
+        help=f"allowed slowdown of the candidate, e.g. 5% (default: "
+             f"{lockstep.DEFAULT_MAX_SLOWDOWN} in lockstep, {DEFAULT_MAX_SLOWDOWN} with "
+             "--sessions)", show_default=False)] = None,
+    budget: Annotated[str, typer.Option(
+        help="seconds of pairs PER WORKFLOW, e.g. 90s or 3m (start-ups come on top)")
+    ] = lockstep.DEFAULT_BUDGET,
+    min_pairs: Annotated[int, typer.Option(
+        parser=positive_int, help="pairs before a look may decide")
+    ] = sequential.DEFAULT_MIN_PAIRS,
+    looks: Annotated[int, typer.Option(
+        parser=positive_int, help="looks at the pairs at most (each at a Bonferroni share of "
+                                  "alpha)")] = sequential.DEFAULT_LOOKS,
+    alpha: Annotated[float, typer.Option(
+        parser=open_fraction, help="false-alarm rate: over all looks in lockstep; of the "
+                                   "Mann-Whitney test with --sessions")] = stats.DEFAULT_ALPHA,
+    inject_slowdown: Annotated[str, typer.Option(
+        help="slow the candidate by this share (measuring what the gate detects), e.g. 5%")
+    ] = "0",
+    json_path: Annotated[Optional[Path], typer.Option(
+        "--json", help="write verdicts, ratios, CIs, pairs and seconds here")] = None,
+    inconclusive_fails: Annotated[bool, typer.Option(
+        "--inconclusive-fails", help=f"exit 1, not {lockstep_ab.EXIT_INCONCLUSIVE}, on an "
+                                     "inconclusive verdict")] = False,
+    calibrate: Annotated[bool, typer.Option(
+        "--calibrate", help="power self-test: an A/A of the baseline, the smallest slowdown "
+                            "the budget detects, and an injected slowdown of that size")] = False,
+    sessions: Annotated[bool, typer.Option(
+        "--sessions", help="the session-level mode instead: whole suite runs, alternated, "
+                           "pooled and gated (wide CIs: see the README)")] = False,
     pairs: Annotated[int, typer.Option(
-        parser=positive_int, help="A B pairs to run")] = ab.DEFAULT_PAIRS,
-    profile: Annotated[str, typer.Option(help="benchmark profile of every run")] = "smoke",
+        parser=positive_int, help="--sessions: A B pairs of suite runs")] = ab.DEFAULT_PAIRS,
+    profile: Annotated[str, typer.Option(help="--sessions: the profile of every run")] = "smoke",
     keyword: KeywordOption = None,
     store: StoreOption = None,
-    max_slowdown: Annotated[str, typer.Option(
-        help="allowed slowdown of B, e.g. 10%")] = DEFAULT_MAX_SLOWDOWN,
-    policy: Annotated[Optional[Path], typer.Option(help="per-benchmark thresholds")] = None,
-    alpha: AlphaOption = stats.DEFAULT_ALPHA,
+    policy: Annotated[Optional[Path], typer.Option(
+        help="--sessions: per-benchmark thresholds")] = None,
     timeout: TimeoutOption = ab.DEFAULT_INVOCATION_TIMEOUT_S,
     root: RootOption = Path("."),
 ) -> None:
-    """Benchmark two interpreters alternately (A B A B ...) in one job, pool, gate B vs A.
+    """A/B two interpreters (e.g. two TensorFlow virtualenvs): is the candidate slower?
 
-    Each run is stored; the per-round samples of each side are pooled and the
-    candidate (B) is gated against the baseline (A): exit 1 on a significant
-    slowdown beyond the allowed one, or when a run fails (naming its side).
+    Lockstep (the default): per workflow, one worker process per side runs
+    round for round next to the other's; a sequential test on the paired
+    ratios decides SLOWER, FASTER, SAME (the CI within +-max slowdown) or
+    INCONCLUSIVE (the budget ran out first). Exit 0 same/faster, 1 slower,
+    2 bad input, 3 inconclusive (1 with --inconclusive-fails).
     """
+    checked = {}
+    for side, python in (("baseline", baseline_python), ("candidate", candidate_python)):
+        if python is not None:
+            with bad_input(ValueError):
+                checked[side] = Path(ab.check_python(python, side))
+    baseline_python, candidate_python = checked["baseline"], checked.get("candidate")
+    if sessions:
+        raise typer.Exit(_session_ab(ctx, baseline_python, candidate_python, pairs, profile,
+                                     keyword, store, max_slowdown or DEFAULT_MAX_SLOWDOWN,
+                                     policy, alpha,
+                                     timeout, root))
+    allowed = parse_fraction(max_slowdown or lockstep.DEFAULT_MAX_SLOWDOWN, "--max-slowdown")
+    options = dict(workflows=workflow, max_slowdown=allowed,
+                   budget_s=lockstep.parse_duration(budget, "--budget"), min_pairs=min_pairs,
+                   looks=looks, alpha=alpha)
+    fakes = ctx.obj if isinstance(ctx.obj, dict) else {}
+    options.update(run=runner(ctx), open_worker=fakes.get("open_worker", remote.RemoteRun),
+                   clock=fakes.get("clock", time.perf_counter))
+    if calibrate:
+        raise typer.Exit(lockstep.calibrate(baseline_python, **options))
+    if candidate_python is None:
+        raise CliError("--candidate-python is required (or --calibrate, which needs only "
+                       "the baseline)")
+    raise typer.Exit(lockstep.run_lockstep(
+        baseline_python, candidate_python, **options,
+        inject=parse_fraction(inject_slowdown, "--inject-slowdown", allow_zero=True),
+        json_path=json_path, inconclusive_fails=inconclusive_fails))
+
+
+def _session_ab(ctx, baseline_python, candidate_python, pairs, profile, keyword, store,
+                max_slowdown, policy, alpha, timeout, root) -> int:
+    """The session-level mode: whole suite runs alternated, pooled, gated B vs A."""
+    if candidate_python is None:
+        raise CliError("--sessions needs --candidate-python")
     profile = _check_profile(profile)
     allowed = parse_fraction(max_slowdown, "--max-slowdown")
     rules = load_policy(policy)
     _check_root(root)
-    for side, python in (("A", baseline_python), ("B", candidate_python)):
-        with bad_input(ValueError):
-            ab.check_python(python, side)
     out = console()
     with progress_bar(out) as progress:
         task = progress.add_task("A/B", total=2 * pairs)
@@ -123,4 +193,4 @@ def ab_command(
     result = gate(outcome.baseline, outcome.candidate, max_slowdown=allowed, policy=rules,
                   alpha=alpha)
     print_gate(out, result)
-    raise typer.Exit(result.exit_code)
+    return result.exit_code

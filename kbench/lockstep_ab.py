@@ -1,0 +1,323 @@
+"""Lockstep A/B across interpreters: is the candidate slower than the baseline, and how much?
+
+Each side (baseline, candidate: e.g. two virtualenvs with different TensorFlow
+versions) runs one persistent worker process per workflow
+(:class:`kbench.remote.RemoteRun`): it builds the workflow, pays its startup
+(tracing, compiling, calibrating its round length) and warm-up untimed, and
+then runs one round per request. The conductor here runs the two sides' rounds
+next to each other, a pair at a time, in a fresh random order per pair (so
+neither side always goes first), and takes the per-pair throughput ratio
+candidate / baseline. Drift of the machine that hits both rounds of a pair
+cancels in it; the ratio's CI comes from the spread of the pairs alone.
+
+A sequential test (:mod:`kbench.sequential`) looks at the pairs at most
+``design.looks`` times within the time budget and stops at the first look
+that decides ``slower``, ``faster`` or ``same``; a budget that runs out first
+gives ``inconclusive``.
+
+The idle side does not take CPU from the running one: every round ends only
+once its process is quiet (:func:`kbench.telemetry.wait_quiet`), and each
+worker reports its CPU time at every request and answer, so the CPU it used
+while the other side ran is measured (``idle_cpu_share``).
+
+An injected slowdown (``Side.slowdown``, see
+:class:`kbench.measure.SteadyStateRun`) makes a side's throughput exactly ``1 -
+slowdown`` of what it ran at: the power self-test (:func:`power`) uses it to
+show what the gate can detect on this machine within its budget.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import random
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from scipy import stats as _scipy_stats
+
+from kbench import _validate, remote, sequential
+from kbench.profiles import Profile
+from kbench.workflows import WorkflowSpec
+
+BASELINE, CANDIDATE = "baseline", "candidate"
+SIDES = (BASELINE, CANDIDATE)
+# Rounds a worker may be asked for: far more than any budget here needs (a pair
+# takes ~0.25 s on this machine at the ab profile's 0.1 s rounds).
+MAX_PAIRS = 20_000
+# Exit code of `kbench ab` when a verdict is inconclusive (0 same/faster, 1
+# slower, 2 bad input); --inconclusive-fails turns it into 1.
+EXIT_INCONCLUSIVE = 3
+
+
+class ABError(RuntimeError):
+    """A lockstep A/B that could not run; the message names the side and workflow."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Side:
+    """One side of an A/B.
+
+    Attributes:
+        name: ``baseline`` or ``candidate``.
+        python: the interpreter its workers run (a virtualenv's bin/python).
+        slowdown: an injected slowdown (a share; 0 for none).
+    """
+
+    name: str
+    python: str
+    slowdown: float = 0.0
+
+    def __post_init__(self):
+        _validate.check_choice("side", self.name, SIDES, error=ABError)
+        _validate.check_str("python", self.python, error=ABError)
+        _validate.check_number("slowdown", self.slowdown, low=0, high=1, high_open=True,
+                               error=ABError, where=f"the {self.name} side")
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkflowResult:
+    """What a lockstep A/B of one workflow found.
+
+    Attributes:
+        workflow: the workflow's name.
+        verdict: one of kbench.sequential.VERDICTS.
+        ratio, low, high: candidate / baseline throughput at the last look,
+            with that look's CI (``confidence``).
+        pairs: pairs run; pairs_s: the seconds they took (startups excluded).
+        startup_s: each side's startup (its worker's start, build and
+            calibration, warm-up included), as the conductor waited for it.
+        looks: every look taken.
+        round_s: each side's round seconds, pair by pair.
+        steps_per_round: each side's timed steps per round.
+        first: per pair, the side that ran first.
+        idle_cpu_share: each side's median CPU use (cores) while the other ran.
+        tf_versions, injected: each side's TensorFlow version and injected slowdown.
+    """
+
+    workflow: str
+    verdict: str
+    ratio: float
+    low: float
+    high: float
+    confidence: float
+    pairs: int
+    pairs_s: float
+    startup_s: Mapping[str, float]
+    looks: tuple[sequential.Look, ...]
+    round_s: Mapping[str, tuple[float, ...]]
+    steps_per_round: Mapping[str, int]
+    first: tuple[str, ...]
+    idle_cpu_share: Mapping[str, float | None]
+    tf_versions: Mapping[str, str]
+    injected: Mapping[str, float]
+    batch_size: int
+
+    @property
+    def log_ratios(self) -> np.ndarray:
+        return pair_log_ratios(self.round_s, self.steps_per_round)
+
+    def to_dict(self) -> dict:
+        out = dataclasses.asdict(self)
+        out["looks"] = [look.to_dict() for look in self.looks]
+        return out
+
+
+def pair_log_ratios(round_s: Mapping[str, Sequence[float]],
+                    steps_per_round: Mapping[str, int]) -> np.ndarray:
+    """Per pair, log(candidate samples/s / baseline samples/s)."""
+    base = np.asarray(round_s[BASELINE], dtype=float)
+    cand = np.asarray(round_s[CANDIDATE], dtype=float)
+    n = min(base.size, cand.size)
+    return (np.log(steps_per_round[CANDIDATE] / cand[:n])
+            - np.log(steps_per_round[BASELINE] / base[:n]))
+
+
+# Seconds an interpreter may take to import kbench's worker module in the check.
+IMPORT_CHECK_TIMEOUT_S = 120.0
+
+
+def check_worker_python(side: Side, run: Callable[..., Any] = subprocess.run) -> None:
+    """Refuse, before any worker starts, an interpreter that cannot run kbench's worker.
+
+    Raises:
+        ABError: naming the side, the interpreter and what the import said.
+    """
+    try:
+        done = run([side.python, "-c", "import kbench.remote"], capture_output=True, text=True,
+                   timeout=IMPORT_CHECK_TIMEOUT_S)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        raise ABError(f"the {side.name} side's interpreter {side.python!r} cannot be run: "
+                      f"{err}") from err
+    if done.returncode != 0:
+        said = (done.stderr or "").strip().splitlines()
+        raise ABError(f"the {side.name} side's interpreter {side.python!r} cannot import "
+                      f"kbench (install kbench into it): {said[-1] if said else done.returncode}")
+
+
+def worker_request(spec: WorkflowSpec, profile: Profile, side: Side, *,
+                   device: str = "/CPU:0") -> dict:
+    """What a side's worker builds (kbench.remote's open request)."""
+    return {"spec": spec.to_dict(), "pipeline": {}, "profile": remote.profile_to_dict(profile),
+            "device": device, "rounds": MAX_PAIRS, "slowdown": side.slowdown}
+
+
+def _idle_share(marks: Sequence[tuple[float, float]], walls: Sequence[tuple[float, float]]
+                ) -> float | None:
+    """A worker's median CPU use (cores) between its rounds: ``marks`` are its CPU times
+    at each request and answer, ``walls`` the conductor's clock at the same moments."""
+    shares = []
+    for (prev, nxt), (wall_prev, wall_next) in zip(
+            zip(marks, marks[1:]), zip(walls, walls[1:])):
+        wall = wall_next[0] - wall_prev[1]
+        cpu = nxt[0] - prev[1]
+        if wall > 0 and math.isfinite(cpu):
+            shares.append(max(0.0, cpu) / wall)
+    return float(np.median(shares)) if shares else None
+
+
+def run_workflow(spec: WorkflowSpec, baseline: Side, candidate: Side, profile: Profile,
+                 design: sequential.Design, budget_s: float, *, device: str = "/CPU:0",
+                 seed: int = 0, open_worker: Callable[..., Any] = remote.RemoteRun,
+                 clock: Callable[[], float] = time.perf_counter,
+                 on_pair: Callable[[int, sequential.SequentialTest, float], None] | None = None
+                 ) -> WorkflowResult:
+    """A/B ``spec`` between the two sides in lockstep until the test decides or
+    ``budget_s`` seconds of pairs are spent.
+
+    ``open_worker(request, python=...)`` makes a side's worker (a context
+    manager with ``warm_up()``, ``next_round()``, ``info`` and ``cpu_marks``);
+    tests pass a fake. ``on_pair(pairs, test, elapsed_s)`` reports progress.
+
+    Raises:
+        ABError: naming the side whose worker failed, and why.
+    """
+    sides = {BASELINE: baseline, CANDIDATE: candidate}
+    if baseline.name != BASELINE or candidate.name != CANDIDATE:
+        raise ABError(f"sides must be (baseline, candidate), got ({baseline.name!r}, "
+                      f"{candidate.name!r})")
+    test = sequential.SequentialTest(design, budget_s)
+    rng = random.Random(seed)
+    round_s: dict[str, list[float]] = {s: [] for s in SIDES}
+    walls: dict[str, list[tuple[float, float]]] = {s: [] for s in SIDES}
+    first: list[str] = []
+    startup_s: dict[str, float] = {}
+    with contextlib.ExitStack() as stack:
+        workers = {}
+        for name, side in sides.items():
+            started = clock()
+            workers[name] = _side_call(name, spec, lambda side=side: stack.enter_context(
+                open_worker(worker_request(spec, profile, side, device=device),
+                            python=side.python)))
+            _side_call(name, spec, workers[name].warm_up)
+            startup_s[name] = clock() - started
+        steps = {s: int(workers[s].info["steps_per_round"]) for s in SIDES}
+        start = clock()
+        while len(first) < MAX_PAIRS:
+            order = list(SIDES) if rng.random() < 0.5 else list(reversed(SIDES))
+            for name in order:
+                before = clock()
+                round_s[name].append(_side_call(name, spec, workers[name].next_round))
+                walls[name].append((before, clock()))
+            first.append(order[0])
+            elapsed = clock() - start
+            done = test.update(pair_log_ratios(round_s, steps), elapsed)
+            if on_pair is not None:
+                on_pair(len(first), test, elapsed)
+            if done:
+                break
+        pairs_s = clock() - start
+        infos = {s: dict(workers[s].info) for s in SIDES}
+        idle = {s: _idle_share(workers[s].cpu_marks, walls[s]) for s in SIDES}
+    last = test.looks[-1] if test.looks else None
+    return WorkflowResult(
+        workflow=spec.name, verdict=test.verdict,
+        ratio=last.ratio if last else math.nan, low=last.low if last else math.nan,
+        high=last.high if last else math.nan,
+        confidence=design.look_confidence, pairs=len(first), pairs_s=pairs_s,
+        startup_s=startup_s, looks=tuple(test.looks),
+        round_s={s: tuple(v) for s, v in round_s.items()}, steps_per_round=steps,
+        first=tuple(first), idle_cpu_share=idle,
+        tf_versions={s: str(infos[s].get("tf_version", "?")) for s in SIDES},
+        injected={s: sides[s].slowdown for s in SIDES}, batch_size=spec.batch_size)
+
+
+def _side_call(side: str, spec: WorkflowSpec, fn: Callable):
+    try:
+        return fn()
+    except remote.RemoteError as err:
+        raise ABError(f"the {side} side failed on {spec.name}: {err}") from err
+
+
+def overall_verdict(verdicts: Sequence[str]) -> str:
+    """One verdict for several workflows: slower if any is; else inconclusive if any is;
+    else faster if any is; else same."""
+    for verdict in (sequential.SLOWER, sequential.INCONCLUSIVE, sequential.FASTER):
+        if verdict in verdicts:
+            return verdict
+    return sequential.SAME
+
+
+def exit_code(verdict: str, *, inconclusive_fails: bool = False) -> int:
+    """``kbench ab``'s exit code for an overall verdict."""
+    if verdict == sequential.SLOWER:
+        return 1
+    if verdict == sequential.INCONCLUSIVE:
+        return 1 if inconclusive_fails else EXIT_INCONCLUSIVE
+    return 0
+
+
+# --------------------------------------------------------------------------- power
+
+
+@dataclasses.dataclass(frozen=True)
+class Power:
+    """What the gate can detect on this machine within a budget, from an A/A.
+
+    Attributes:
+        pair_sd: the spread (sd) of the A/A's per-pair log ratios.
+        pairs_per_s: pairs the budget's time holds per second.
+        pairs: pairs a budget holds.
+        min_detectable: the smallest slowdown (a share) called ``slower`` with
+            95% probability by the budget's last look.
+    """
+
+    pair_sd: float
+    pairs_per_s: float
+    pairs: int
+    min_detectable: float
+
+
+# The probability of calling a slowdown of the minimum detectable size slower.
+POWER = 0.95
+
+
+def power(log_ratios: Sequence[float], pairs_s: float, budget_s: float,
+          design: sequential.Design) -> Power:
+    """The minimum detectable slowdown within ``budget_s``, from an A/A's pairs.
+
+    The budget holds ``n = budget_s * pairs / pairs_s`` pairs; the last look's
+    estimate of the log ratio then has standard error ``sd / sqrt(n)``. A
+    slowdown ``d`` (in log) is called slower with probability POWER when both
+    halves of the rule hold that often: the CI excludes 1.0 (``d >= (t_look +
+    z_power) * se``) and the estimate is beyond the allowed slowdown (``d >=
+    log(1 / (1 - max_slowdown)) + z_power * se``). Earlier looks only add
+    chances to decide, so this is what the budget guarantees, not a hope.
+    """
+    x = np.asarray(log_ratios, dtype=float)
+    if x.size < 3:
+        raise ABError(f"a power estimate needs at least 3 A/A pairs, got {x.size}")
+    _validate.check_number("pairs_s", pairs_s, low=0, low_open=True, error=ABError)
+    sd = float(np.std(x, ddof=1))
+    rate = x.size / pairs_s
+    n = max(2, int(budget_s * rate))
+    se = sd / math.sqrt(n)
+    z_power = float(_scipy_stats.norm.ppf(POWER))
+    t_look = float(_scipy_stats.t.ppf(0.5 + design.look_confidence / 2, df=n - 1))
+    threshold = -math.log(1 - design.max_slowdown)
+    d = max((t_look + z_power) * se, threshold + z_power * se)
+    return Power(pair_sd=sd, pairs_per_s=rate, pairs=n, min_detectable=1 - math.exp(-d))
