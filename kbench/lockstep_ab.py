@@ -30,19 +30,23 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime as _dt
 import math
 import random
 import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from scipy import stats as _scipy_stats
 
 from kbench import _validate, remote, sequential
+from kbench import results as kresults
 from kbench.profiles import Profile
-from kbench.workflows import WorkflowSpec
+from kbench.record import BenchmarkRecord
+from kbench.workflows import WorkflowSpec, get_workflow
 
 BASELINE, CANDIDATE = "baseline", "candidate"
 SIDES = (BASELINE, CANDIDATE)
@@ -97,6 +101,7 @@ class WorkflowResult:
         first: per pair, the side that ran first.
         idle_cpu_share: each side's median CPU use (cores) while the other ran.
         tf_versions, injected: each side's TensorFlow version and injected slowdown.
+        fingerprints: each side's machine fingerprint, as its worker saw it.
     """
 
     workflow: str
@@ -116,6 +121,7 @@ class WorkflowResult:
     tf_versions: Mapping[str, str]
     injected: Mapping[str, float]
     batch_size: int
+    fingerprints: Mapping[str, Mapping] = dataclasses.field(default_factory=dict)
 
     @property
     def log_ratios(self) -> np.ndarray:
@@ -243,7 +249,64 @@ def run_workflow(spec: WorkflowSpec, baseline: Side, candidate: Side, profile: P
         round_s={s: tuple(v) for s, v in round_s.items()}, steps_per_round=steps,
         first=tuple(first), idle_cpu_share=idle,
         tf_versions={s: str(infos[s].get("tf_version", "?")) for s in SIDES},
-        injected={s: sides[s].slowdown for s in SIDES}, batch_size=spec.batch_size)
+        injected={s: sides[s].slowdown for s in SIDES}, batch_size=spec.batch_size,
+        fingerprints={s: infos[s]["fingerprint"] for s in SIDES if "fingerprint" in infos[s]})
+
+
+# --------------------------------------------------------------------------- storing
+
+
+def benchmark_key(workflow: str) -> str:
+    """The benchmark name a workflow's A/B has in each side's stored run."""
+    return f"ab[{workflow}]"
+
+
+def side_records(result: WorkflowResult, lockstep_id: str) -> dict[str, BenchmarkRecord]:
+    """Each side's rounds of ``result`` as a record, paired with the other side's by
+    ``lockstep_id`` (round i of both ran in pair i), so a report reads the pairs."""
+    spec = get_workflow(result.workflow, batch_size=result.batch_size)
+    records = {}
+    for side in SIDES:
+        steps = result.steps_per_round[side]
+        records[side] = BenchmarkRecord(
+            samples_per_s=tuple(steps * result.batch_size / s for s in result.round_s[side]),
+            batch_size=result.batch_size, spec=spec, device="/CPU:0", steps_per_round=steps,
+            round_s=result.round_s[side], startup_s=result.startup_s[side], suite="ab",
+            comparison=f"ab {result.workflow}", variant=side, baseline=BASELINE,
+            lockstep=lockstep_id, key=benchmark_key(result.workflow),
+            extras={"verdict": result.verdict, "ratio": result.ratio, "ci_low": result.low,
+                    "ci_high": result.high, "confidence": result.confidence,
+                    "injected_slowdown": result.injected[side],
+                    "first_share": result.first.count(side) / max(1, result.pairs)})
+    return records
+
+
+def store_results(results: Sequence[WorkflowResult], store=None, *,
+                  now: Callable[[], _dt.datetime] = lambda: _dt.datetime.now(_dt.timezone.utc)
+                  ) -> dict[str, Path]:
+    """Store each side's records of ``results`` as one run of the kbench store; the paths.
+
+    Both runs hold the same benchmarks, each record carrying the A/B's lockstep id. The
+    candidate's run is stamped a microsecond after the baseline's, so that the two runs
+    of an A/A (same TensorFlow, same machine: the same store folder) get two files.
+
+    Raises:
+        ABError: a result without its side's fingerprint (a worker that did not send it).
+    """
+    start = now()
+    when = start.isoformat()
+    stamps = {BASELINE: when, CANDIDATE: (start + _dt.timedelta(microseconds=1)).isoformat()}
+    by_side: dict[str, dict[str, BenchmarkRecord]] = {s: {} for s in SIDES}
+    fingerprints = {}
+    for result in results:
+        for side, record in side_records(result, f"ab {when} {result.workflow}").items():
+            by_side[side][record.key] = record
+            if side not in result.fingerprints:
+                raise ABError(f"the {side} side of {result.workflow} sent no fingerprint")
+            fingerprints[side] = result.fingerprints[side]
+    return {side: kresults.write_run(kresults.run_document(
+                records, fingerprints[side], stamps[side], source="kbench ab"), store)
+            for side, records in by_side.items()}
 
 
 def _side_call(side: str, spec: WorkflowSpec, fn: Callable):

@@ -14,8 +14,8 @@ Protocol (parent -> child, child -> parent):
   (traced, calibrated): request = {"spec", "pipeline", "profile", "device",
   "rounds", "intra_op_threads", "slowdown"} (the last two optional; slowdown:
   see :class:`kbench.measure.SteadyStateRun`); info = {"tf_version",
-  "intra_op_threads"} as the child's TensorFlow reports them, and
-  {"steps_per_round", "batch_size", "startup_s"} as the run calibrated;
+  "intra_op_threads", "fingerprint"} as the child's TensorFlow reports them,
+  and {"steps_per_round", "batch_size", "startup_s"} as the run calibrated;
 - ``{"do": "warm_up"}`` -> ``{"ok": true}``;
 - ``{"do": "round"}`` -> ``{"seconds": s, "cpu_s": [at request, at answer]}``
   (the child's process CPU time: what it used between rounds is what it
@@ -192,7 +192,7 @@ def _open(request: Mapping):
 
     if threads is not None:  # before TensorFlow runs any op
         tf.config.threading.set_intra_op_parallelism_threads(int(threads))
-    from kbench import inputs
+    from kbench import fingerprint, inputs
     from kbench.measure import SteadyStateRun
     from kbench.workflows import WorkflowSpec
 
@@ -204,7 +204,7 @@ def _open(request: Mapping):
     info = {"tf_version": tf.__version__,
             "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
             "steps_per_round": run.steps_per_round, "batch_size": spec.batch_size,
-            "startup_s": run.startup_s}
+            "startup_s": run.startup_s, "fingerprint": fingerprint.fingerprint()}
     return run, info
 
 

@@ -271,6 +271,39 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} {value!r:.80} is not JSON-serializable")
 
 
+def _benchmark_stats(round_s: Sequence[float]) -> dict:
+    """pytest-benchmark's per-benchmark "stats" object for these round times."""
+    import numpy as np
+
+    data = np.asarray(round_s, dtype=float)
+    q1, median, q3 = (float(v) for v in np.percentile(data, [25, 50, 75]))
+    stddev = float(data.std(ddof=1)) if data.size > 1 else 0.0
+    return {"min": float(data.min()), "max": float(data.max()), "mean": float(data.mean()),
+            "stddev": stddev, "rounds": int(data.size), "median": median, "iqr": q3 - q1,
+            "q1": q1, "q3": q3, "iqr_outliers": 0, "stddev_outliers": 0, "outliers": "0;0",
+            "ld15iqr": float(data.min()), "hd15iqr": float(data.max()),
+            "ops": 1 / float(data.mean()), "total": float(data.sum()), "iterations": 1,
+            "data": [float(v) for v in data]}
+
+
+def run_document(records: Mapping[str, BenchmarkRecord], fingerprint: Mapping, datetime: str,
+                 *, source: str = "benchmarks/test_fake.py") -> dict:
+    """The pytest-benchmark JSON document of a session that measured ``records`` (by
+    benchmark name), for runs measured outside pytest (kbench.lockstep_ab) and tests."""
+    benchmarks = []
+    for key, record in records.items():
+        benchmarks.append({
+            "group": record.group, "name": key, "fullname": f"{source}::{key}",
+            "params": None, "param": None, "extra_info": record.to_extra_info(),
+            "options": {"disable_gc": False, "timer": "perf_counter", "min_rounds": 1,
+                        "max_time": 1.0, "min_time": 5e-06, "warmup": False},
+            "stats": _benchmark_stats(record.round_s or [1.0]),
+        })
+    return {"machine_info": {"kbench": dict(fingerprint), "python_implementation": "CPython"},
+            "commit_info": {}, "benchmarks": benchmarks, "datetime": datetime,
+            "version": "5.2.3"}
+
+
 def write_run(document: Mapping, store: str | os.PathLike | None = None, *,
               fsync=os.fsync) -> Path:
     """Validate a pytest-benchmark JSON document as a run and store it atomically.

@@ -148,36 +148,11 @@ def fake_run(samples, *, fingerprint=None, tf_version: str = "2.21.0",
     return Run(datetime=datetime, fingerprint=fp, results=records, source=source)
 
 
-def _pytest_benchmark_stats(round_s) -> dict:
-    """pytest-benchmark's per-benchmark "stats" object for these round times."""
-    import numpy as np
-
-    data = np.asarray(round_s, dtype=float)
-    q1, median, q3 = (float(v) for v in np.percentile(data, [25, 50, 75]))
-    iqr = q3 - q1
-    stddev = float(data.std(ddof=1)) if data.size > 1 else 0.0
-    return {"min": float(data.min()), "max": float(data.max()), "mean": float(data.mean()),
-            "stddev": stddev, "rounds": int(data.size), "median": median, "iqr": iqr,
-            "q1": q1, "q3": q3, "iqr_outliers": 0, "stddev_outliers": 0, "outliers": "0;0",
-            "ld15iqr": float(data.min()), "hd15iqr": float(data.max()),
-            "ops": 1 / float(data.mean()), "total": float(data.sum()), "iterations": 1,
-            "data": [float(v) for v in data]}
-
-
 def run_document(run) -> dict:
     """The pytest-benchmark JSON document a session storing ``run`` would write."""
-    benchmarks = []
-    for key, record in run.results.items():
-        benchmarks.append({
-            "group": record.group, "name": key, "fullname": f"benchmarks/test_fake.py::{key}",
-            "params": None, "param": None, "extra_info": record.to_extra_info(),
-            "options": {"disable_gc": False, "timer": "perf_counter", "min_rounds": 1,
-                        "max_time": 1.0, "min_time": 5e-06, "warmup": False},
-            "stats": _pytest_benchmark_stats(record.round_s or [1.0]),
-        })
-    return {"machine_info": {"kbench": dict(run.fingerprint), "python_implementation": "CPython"},
-            "commit_info": {}, "benchmarks": benchmarks, "datetime": run.datetime,
-            "version": "5.2.3"}
+    from kbench import results
+
+    return results.run_document(run.results, run.fingerprint, run.datetime)
 
 
 class FakeSuite:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from pathlib import Path
 
 import pytest
 from test_ab import make_pythons
@@ -43,6 +44,13 @@ def ab(*args, obj):
     return invoke("ab", *args, "--budget", "60s", "--min-pairs", "10", obj=obj)
 
 
+@pytest.fixture(autouse=True)
+def store(tmp_path, monkeypatch):
+    """Every A/B here stores its runs in a store of its own."""
+    monkeypatch.setenv("KBENCH_STORE", str(tmp_path / "store"))
+    return tmp_path / "store"
+
+
 def test_a_slower_candidate_fails_with_its_ratio_ci_and_pairs(tmp_path):
     a, b, obj = fakes(tmp_path, candidate_factor=1 / 0.85)
     result = ab("--baseline-python", a, "--candidate-python", b, "--max-slowdown", "5%", obj=obj)
@@ -50,6 +58,9 @@ def test_a_slower_candidate_fails_with_its_ratio_ci_and_pairs(tmp_path):
     [line] = [li for li in result.stdout.splitlines() if "candidate/baseline" in li]
     assert ": SLOWER  candidate/baseline 0.8" in line and " pairs in " in line
     assert "overall: SLOWER" in result.stdout
+    stored = [li.rsplit(": ", 1)[1] for li in result.stdout.splitlines()
+              if "run (its rounds, paired with the other's):" in li]
+    assert len(stored) == 2 and all(Path(p).is_file() for p in stored)
 
 
 def test_equal_sides_are_the_same_and_the_json_holds_every_workflow(tmp_path):

@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from kbench import lockstep_ab, profiles, remote, sequential
+from kbench import lockstep_ab, profiles, remote, results, sequential, testing
 from kbench.lockstep_ab import BASELINE, CANDIDATE, ABError, Side
 from kbench.sequential import Design
 from kbench.workflows import WorkflowSpec
@@ -53,7 +53,8 @@ class FakeWorker:
         if self.fail == "start":
             raise remote.RemoteError(f"cannot start {self.python!r}")
         FakeWorker.opened.append(self)
-        self.info = {"steps_per_round": 10, "tf_version": self.python, "startup_s": 1.0}
+        self.info = {"steps_per_round": 10, "tf_version": self.python, "startup_s": 1.0,
+                     "fingerprint": testing.fake_fingerprint()}
         return self
 
     def __exit__(self, *exc):
@@ -149,6 +150,22 @@ def test_to_dict_holds_verdict_ratio_ci_pairs_and_seconds():
     data = result.to_dict()
     assert data["verdict"] == result.verdict and data["pairs"] == result.pairs
     assert data["looks"][-1]["pairs"] == result.pairs and data["pairs_s"] > 0
+
+
+def test_both_sides_are_stored_as_runs_whose_records_pair_round_by_round(tmp_path):
+    from kbench import compare
+
+    result, _ = run(0.1 / 0.9)
+    paths = lockstep_ab.store_results([result], tmp_path)
+    base, cand = (results.read_run(paths[side]) for side in (BASELINE, CANDIDATE))
+    key = lockstep_ab.benchmark_key(result.workflow)
+    assert set(base.results) == set(cand.results) == {key}
+    a, b = base.results[key], cand.results[key]
+    assert compare.paired(a, b) and a.lockstep == b.lockstep
+    assert b.extras["verdict"] == "slower" and b.extras["injected_slowdown"] == 0.0
+    ratios = np.asarray(b.samples_per_s) / np.asarray(a.samples_per_s)
+    assert np.exp(np.mean(np.log(ratios))) == pytest.approx(result.ratio, rel=1e-6)
+    assert paths[BASELINE] != paths[CANDIDATE]  # same TF and machine: two files all the same
 
 
 @pytest.mark.parametrize("verdicts, overall, code, strict", [

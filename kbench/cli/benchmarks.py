@@ -157,7 +157,7 @@ def ab_command(
     raise typer.Exit(lockstep.run_lockstep(
         baseline_python, candidate_python, **options,
         inject=parse_fraction(inject_slowdown, "--inject-slowdown", allow_zero=True),
-        json_path=json_path, inconclusive_fails=inconclusive_fails))
+        json_path=json_path, inconclusive_fails=inconclusive_fails, store=store))
 
 
 def _session_ab(ctx, baseline_python, candidate_python, pairs, profile, keyword, store,

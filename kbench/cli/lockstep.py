@@ -12,6 +12,7 @@ from pathlib import Path
 import typer
 
 from kbench import _format, lockstep_ab, profiles, remote, sequential
+from kbench import results as kresults
 from kbench.cli._common import CliError, bad_input, console, say
 from kbench.cli._progress import progress_bar
 from kbench.workflows import WorkflowError, get_workflow
@@ -79,7 +80,7 @@ def _check_sides(run, *sides) -> None:
 def run_lockstep(baseline_python: Path, candidate_python: Path, *, workflows: list[str] | None,
                  max_slowdown: float, budget_s: float, min_pairs: int, looks: int,
                  alpha: float, inject: float, json_path: Path | None,
-                 inconclusive_fails: bool, run=subprocess.run,
+                 inconclusive_fails: bool, store: Path | None = None, run=subprocess.run,
                  open_worker=remote.RemoteRun, clock=time.perf_counter) -> int:
     """``kbench ab``'s lockstep mode; returns the exit code. ``run`` runs the interpreter
     check, ``open_worker`` makes a side's worker, ``clock`` times the pairs (tests pass
@@ -104,6 +105,10 @@ def run_lockstep(baseline_python: Path, candidate_python: Path, *, workflows: li
         say(out, _result_line(results[-1]))
     overall = lockstep_ab.overall_verdict([r.verdict for r in results])
     say(out, f"overall: {overall.upper()}")
+    with bad_input(kresults.ResultsError):
+        stored = lockstep_ab.store_results(results, kresults.store_dir(store))
+    for side, path in stored.items():
+        say(out, f"{side} run (its rounds, paired with the other's): {path}")
     if json_path is not None:
         document = {"mode": "lockstep", "overall": overall, "max_slowdown": max_slowdown,
                     "budget_s": budget_s, "alpha": alpha, "looks": looks,
