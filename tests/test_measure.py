@@ -97,7 +97,7 @@ def test_calibrated_steps(step_s, expected):
 
 @pytest.mark.parametrize("step_s, expected", [
     (1.3, 1),    # the CNN's mixed_float16 step here: one step a round, not four
-    (0.3, 3),    # as many of the minimum steps as fit SLOW_ROUND_S
+    (0.3, 3),    # as many of the minimum steps as fit SLOW_ROUND_S (1.0 in this test)
     (0.2, 4),    # all four fit
 ])
 def test_a_slow_step_gets_fewer_than_the_minimum_steps(monkeypatch, step_s, expected):

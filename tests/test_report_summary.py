@@ -93,6 +93,19 @@ def test_mixed_precision_diagnostic_depends_on_native_support(fp, expected):
     assert ("no native bf16" in text) is expected
 
 
+def test_mixed_precision_far_slower_despite_native_flags_is_called_out_with_the_flags():
+    fp = {"cpu": {"native_low_precision": {"fp16": True, "bf16": True},
+                  "flags": ["avx512_fp16", "avx512f", "amx_bf16"]}}
+    group = [record("float32", 30_000, baseline="float32"),
+             record("mixed_float16", 640, baseline="float32"),
+             record("mixed_bfloat16", 29_000, baseline="float32")]
+    text = "\n".join(summary(group, fp))
+    assert "mixed_float16 runs at 0.02x of float32 although this CPU reports native fp16 " \
+           "(AVX512_FP16)" in text
+    assert "mixed_bfloat16 runs at" not in text  # 0.97x: casts, not a missing kernel
+    assert "no native" not in text
+
+
 def test_overlap_bounds_and_achieved_gain():
     # input 0.5 s per 1k samples, compute 1.0 s: serial 1.5 s, ideal overlap 1.0 s.
     records = prefetch_group({INPUT_ONLY: 0.5, COMPUTE_ONLY: 1.0, "prefetch=off map=off": 1.45,

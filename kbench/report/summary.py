@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 
 from kbench import _format, compare, stats
+from kbench import fingerprint as kfingerprint
 from kbench.compare import HARNESS_OVERHEAD_TARGET
 from kbench.record import BenchmarkRecord
 from kbench.results import Run
@@ -66,6 +67,17 @@ def _on_cpu(member: compare.Member) -> bool:
 
 
 _PRECISION_KIND = {"mixed_float16": "fp16", "mixed_bfloat16": "bf16"}
+# A mixed-precision variant below this share of float32's throughput is not
+# paying for casts: here, on a CPU reporting AVX512_FP16, mixed_float16 ran at
+# 0.01-0.02x of float32 (MLP and CNN, both loops) while mixed_bfloat16, casts
+# and all, ran at 0.96-1.60x. A half is far from either.
+SLOW_DESPITE_NATIVE = 0.5
+
+
+def _native_flags(fp: Mapping, kind: str) -> str:
+    flags = set(fp.get("cpu", {}).get("flags", ()))
+    return ", ".join(f.upper() for f in kfingerprint.NATIVE_LOW_PRECISION_FLAGS[kind]
+                     if f in flags) or "its flags"
 
 DIAGNOSTICS: tuple[Diagnostic, ...] = (
     Diagnostic(
@@ -75,6 +87,17 @@ DIAGNOSTICS: tuple[Diagnostic, ...] = (
             f"{m.variant} is slower than float32 here: this CPU has no native "
             f"{_PRECISION_KIND[m.variant]} arithmetic, so TF emulates it with casts; mixed "
             "precision pays off on GPUs with tensor cores or CPUs with AMX / AVX512-BF16/FP16."),
+    ),
+    Diagnostic(
+        applies=lambda m, fp: (m.variant in _PRECISION_KIND and _on_cpu(m) and m.ratio is not None
+                               and m.ratio[2] < SLOW_DESPITE_NATIVE
+                               and _native(fp, _PRECISION_KIND[m.variant])),
+        message=lambda m, fp: (
+            f"{m.variant} runs at {m.ratio[0]:.2f}x of float32 although this CPU reports native "
+            f"{_PRECISION_KIND[m.variant]} ({_native_flags(fp, _PRECISION_KIND[m.variant])}): "
+            "TensorFlow's CPU kernels do not use it for this model's ops (that is what this "
+            "ratio measures; casting costs a few percent, not this), so on this CPU it is "
+            "not a speed option."),
     ),
     Diagnostic(
         applies=lambda m, fp: m.variant == "xla" and _is_slower(m),
