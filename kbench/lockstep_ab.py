@@ -44,6 +44,7 @@ from scipy import stats as _scipy_stats
 
 from kbench import _validate, remote, sequential
 from kbench import results as kresults
+from kbench.compare import EXIT_PASS, EXIT_REGRESSION
 from kbench.profiles import Profile
 from kbench.record import BenchmarkRecord
 from kbench.workflows import WorkflowSpec, get_workflow
@@ -102,6 +103,7 @@ class WorkflowResult:
         idle_cpu_share: each side's median CPU use (cores) while the other ran.
         tf_versions, injected: each side's TensorFlow version and injected slowdown.
         fingerprints: each side's machine fingerprint, as its worker saw it.
+        device: the device both sides trained on.
     """
 
     workflow: str
@@ -122,6 +124,7 @@ class WorkflowResult:
     injected: Mapping[str, float]
     batch_size: int
     fingerprints: Mapping[str, Mapping] = dataclasses.field(default_factory=dict)
+    device: str = "/CPU:0"
 
     @property
     def log_ratios(self) -> np.ndarray:
@@ -250,7 +253,8 @@ def run_workflow(spec: WorkflowSpec, baseline: Side, candidate: Side, profile: P
         first=tuple(first), idle_cpu_share=idle,
         tf_versions={s: str(infos[s].get("tf_version", "?")) for s in SIDES},
         injected={s: sides[s].slowdown for s in SIDES}, batch_size=spec.batch_size,
-        fingerprints={s: infos[s]["fingerprint"] for s in SIDES if "fingerprint" in infos[s]})
+        fingerprints={s: infos[s]["fingerprint"] for s in SIDES if "fingerprint" in infos[s]},
+        device=device)
 
 
 # --------------------------------------------------------------------------- storing
@@ -270,7 +274,7 @@ def side_records(result: WorkflowResult, lockstep_id: str) -> dict[str, Benchmar
         steps = result.steps_per_round[side]
         records[side] = BenchmarkRecord(
             samples_per_s=tuple(steps * result.batch_size / s for s in result.round_s[side]),
-            batch_size=result.batch_size, spec=spec, device="/CPU:0", steps_per_round=steps,
+            batch_size=result.batch_size, spec=spec, device=result.device, steps_per_round=steps,
             round_s=result.round_s[side], startup_s=result.startup_s[side], suite="ab",
             comparison=f"ab {result.workflow}", variant=side, baseline=BASELINE,
             lockstep=lockstep_id, key=benchmark_key(result.workflow),
@@ -328,10 +332,10 @@ def overall_verdict(verdicts: Sequence[str]) -> str:
 def exit_code(verdict: str, *, inconclusive_fails: bool = False) -> int:
     """``kbench ab``'s exit code for an overall verdict."""
     if verdict == sequential.SLOWER:
-        return 1
+        return EXIT_REGRESSION
     if verdict == sequential.INCONCLUSIVE:
-        return 1 if inconclusive_fails else EXIT_INCONCLUSIVE
-    return 0
+        return EXIT_REGRESSION if inconclusive_fails else EXIT_INCONCLUSIVE
+    return EXIT_PASS
 
 
 # --------------------------------------------------------------------------- power

@@ -184,11 +184,11 @@ class SequentialTest:
         while self._due and elapsed_s >= self._due[0]:
             self._due.pop(0)  # every look due by now is spent, even if only one is taken
         pairs = len(log_ratios)
-        if pairs >= max(2, self.design.min_pairs) or not self._due:
+        enough = pairs >= self.design.min_pairs  # min_pairs >= 2: a CI exists
+        if enough or not self._due:  # the last look records what there is, even if too few
             confidence = self.design.look_confidence
-            ratio, low, high = log_ratio_ci(log_ratios, confidence) if pairs >= 2 else (
-                math.nan, math.nan, math.nan)
-            decided = (verdict_for(ratio, low, high, self.design.max_slowdown)
-                       if pairs >= self.design.min_pairs else None)
+            ratio, low, high = (log_ratio_ci(log_ratios, confidence) if pairs >= 2
+                                else (math.nan, math.nan, math.nan))
+            decided = verdict_for(ratio, low, high, self.design.max_slowdown) if enough else None
             self.looks.append(Look(pairs, ratio, low, high, confidence, decided))
         return self.over

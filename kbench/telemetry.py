@@ -113,10 +113,12 @@ class Stopwatch:
 # no round is charged with the background work another left behind (a
 # prefetch buffer refilling after its round, thread pools winding down), and
 # a buffering pipeline is timed from full buffers to full buffers: what it
-# produced in the round is exactly what the round consumed. Measured here (a
-# 13-variant prefetch group, default profile): a refill after a prefetching
-# round took up to 160 ms; an idle process with every variant alive used
-# well under a fifth of a core. Windows of 2 ms bound the end-time error to
+# produced in the round is exactly what the round consumed. Measured here (the
+# prefetch settings and bounds in one group, default profile): a refill after
+# a prefetching round took up to 160 ms; in the execution and loops suites
+# every wait ended at its first window (median 2.2 ms, max 4 ms), so an idle
+# process with all its group's variants alive stays under the share below.
+# Windows of 2 ms bound the end-time error to
 # one window, 2% of a 0.1 s round at worst and none for a round with nothing
 # to refill (its first window is already quiet).
 QUIET_WINDOW_S = 0.002

@@ -306,3 +306,20 @@ def test_a_bare_rounds_clock_also_starts_after_its_lead(tiny, monkeypatch):
     # Clock reads: begin, the quiet wait at the lead's end (its one step-level hook:
     # 2 reads, the clock starts at the first), the quiet wait at the end.
     assert run.measurement().round_s == (2.0,)
+
+
+def test_an_injected_slowdown_stretches_every_round_to_exactly_its_share(tiny):
+    """slowdown 0.5: each round waits as long again as it ran, so half the throughput."""
+    spec = WorkflowSpec(batch_size=32)
+    plain = _run_rounds(spec, _input(spec, tiny), profile(), timer=testing.counting_timer())
+    slowed = _run_rounds(spec, _input(spec, tiny), profile(), timer=testing.counting_timer(),
+                         slowdown=0.5)
+    assert slowed.round_s == tuple(2 * s for s in plain.round_s)
+    assert slowed.samples_per_s == tuple(r / 2 for r in plain.samples_per_s)
+
+
+@pytest.mark.parametrize("slowdown", [1.0, -0.1, "5%"])
+def test_an_injected_slowdown_outside_zero_to_one_is_refused(tiny, slowdown):
+    spec = WorkflowSpec(batch_size=32)
+    with pytest.raises((ValueError, TypeError), match="slowdown"):
+        measure.SteadyStateRun(spec, _input(spec, tiny), profile(), slowdown=slowdown)
