@@ -362,7 +362,8 @@ class SteadyStateRun:
     def __init__(self, spec: WorkflowSpec, train_data: tf.data.Dataset, profile: Profile, *,
                  device: str = "/CPU:0", timer: Callable[[], float] = time.perf_counter,
                  timeout_s: float = ROUND_TIMEOUT_S, rounds: int | None = None,
-                 per_step: bool = True, slowdown: float = 0.0):
+                 per_step: bool = True, slowdown: float = 0.0,
+                 steps_per_round: int | None = None):
         self.engine = training.prepare(spec, device=device)
         self.model, self.loop = self.engine.model, self.engine.loop
         self.spec, self.profile, self.device = spec, profile, device
@@ -374,6 +375,14 @@ class SteadyStateRun:
                                           high_open=True) / (1 - slowdown) if slowdown else 0.0
         self.startup = _StartupClock(timer)
         self.steps_per_round: int | None = None  # timed steps a round, set by the calibration
+        # ... unless given: two runs compared round for round do the same work a round
+        # (a round's fixed cost, ~15 ms here, would favour the one with more steps).
+        self._fixed_steps = None if steps_per_round is None else check_positive_int(
+            "steps_per_round", steps_per_round)
+        if self._fixed_steps is not None and self._fixed_steps % spec.steps_per_execution:
+            raise MeasurementError(
+                f"steps_per_round must be a multiple of the spec's steps_per_execution "
+                f"({spec.steps_per_execution}), got {steps_per_round!r}")
         self.lead_steps = 0  # untimed steps before them (see lead_steps), set with them
         self._per_execution = spec.steps_per_execution  # the probe sees one batch per execution
         self._train_data = train_data
@@ -424,7 +433,8 @@ class SteadyStateRun:
                               callbacks=[self.startup], steps_per_epoch=calibration)
                 # Their median is the step time.
                 step_s = float(np.median(self.startup.epoch_s[2:])) / calibration
-                self.steps_per_round = calibrated_steps(step_s, self.profile, multiple)
+                self.steps_per_round = (self._fixed_steps or
+                                        calibrated_steps(step_s, self.profile, multiple))
                 self.lead_steps = lead_steps(step_s, self.profile, multiple)
                 if self.lead_steps:
                     self.probe.lead_end_step = self.lead_steps - 1

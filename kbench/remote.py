@@ -12,8 +12,9 @@ Protocol (parent -> child, child -> parent):
 
 - ``{"open": request}`` -> ``{"ready": info}`` once the run has started up
   (traced, calibrated): request = {"spec", "pipeline", "profile", "device",
-  "rounds", "intra_op_threads", "slowdown"} (the last two optional; slowdown:
-  see :class:`kbench.measure.SteadyStateRun`); info = {"tf_version",
+  "rounds", "intra_op_threads", "slowdown", "steps_per_round"} (the last three
+  optional; slowdown and steps_per_round: see
+  :class:`kbench.measure.SteadyStateRun`); info = {"tf_version",
   "intra_op_threads", "fingerprint"} as the child's TensorFlow reports them,
   and {"steps_per_round", "batch_size", "startup_s"} as the run calibrated;
 - ``{"do": "warm_up"}`` -> ``{"ok": true}``;
@@ -80,6 +81,7 @@ class RemoteRun:
         self.start_timeout_s, self.round_timeout_s = start_timeout_s, round_timeout_s
         self._proc: subprocess.Popen | None = None
         self._stderr = None
+        self._killed = False  # kill() came first: a child started after it is killed
         self.info: dict = {}  # what the child reported when ready
         # Per round: the child's CPU time when it got the request and when it answered.
         self.cpu_marks: list[tuple[float, float]] = []
@@ -99,6 +101,9 @@ class RemoteRun:
                                           start_new_session=True)
         except OSError as err:
             raise RemoteError(f"cannot start {self.python!r} -m kbench.remote: {err}") from err
+        if self._killed:  # killed from another thread while it started
+            self._kill()
+            raise RemoteError(f"{self.name}: stopped while it started")
         try:
             self.info = self._ask({"open": self.request}, "ready", self.start_timeout_s)
         except BaseException:
@@ -115,6 +120,12 @@ class RemoteRun:
             pass  # the run's own error, if any, is what the caller sees
         finally:
             self._kill()
+
+    def kill(self) -> None:
+        """Stop the child now, in whatever state (safe from another thread, and before
+        or after ``__enter__``)."""
+        self._killed = True
+        self._kill()
 
     def _kill(self) -> None:
         if self._proc is not None and self._proc.poll() is None:
@@ -200,7 +211,8 @@ def _open(request: Mapping):
     train_data = inputs.training_input(spec, **dict(request.get("pipeline") or {}))
     run = SteadyStateRun(spec, train_data, profile_from_dict(request["profile"]),
                          device=request.get("device", "/CPU:0"), rounds=int(request["rounds"]),
-                         slowdown=float(request.get("slowdown") or 0.0)).__enter__()
+                         slowdown=float(request.get("slowdown") or 0.0),
+                         steps_per_round=request.get("steps_per_round")).__enter__()
     info = {"tf_version": tf.__version__,
             "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
             "steps_per_round": run.steps_per_round, "batch_size": spec.batch_size,

@@ -22,10 +22,19 @@ Four outcomes, as asv calls a change on its data but with a paired CI:
   max_slowdown)]``, an equivalence claim (two one-sided tests);
 - ``inconclusive``: the budget ran out before any of these held.
 
-A CI is Student's t interval of the mean log ratio: pairs are independent
-enough (each is two adjacent rounds; the machine's drift between pairs
-cancels within each), and t is exact for normal log ratios, which the per-pair
-log ratios here are close to (sd 0.15, symmetric). Pure numpy/scipy.
+A CI is built from two parts. The rounds' noise: the pairs' spread over their
+number (each pair is two adjacent rounds, so the machine's drift between pairs
+cancels within each). And the workers' own speeds: two processes of one
+interpreter running one workflow differ by a per-process offset that lasts
+their whole life (the sd of that offset, ``process_sd``, is 1.3% on this VM:
+``DEFAULT_PROCESS_SD``), which no number of pairs averages away. So each side
+runs ``workers`` processes (lanes: lane j pairs the sides' j-th workers), and
+the variance of the mean log ratio is ``pair_var / pairs + 2 * process_sd**2
+/ workers``, with the process term the larger of the measured one (the lanes'
+spread beyond what their pairs explain, once there are 2 lanes or more) and
+``process_sd`` (a lane spread from 2-3 lanes is too rough to trust alone). The
+interval is normal: the pairs are hundreds, and the process term is taken as
+known. Pure numpy/scipy.
 """
 
 from __future__ import annotations
@@ -37,28 +46,41 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import stats as _scipy_stats
 
-from kbench import _validate, stats
+from kbench import _validate
 
 SLOWER, FASTER, SAME, INCONCLUSIVE = "slower", "faster", "same", "inconclusive"
 VERDICTS = (SLOWER, FASTER, SAME, INCONCLUSIVE)
 
 # The chance that a test of two identical sides calls any difference, over all
-# its looks: kbench's gating alpha (a false "slower" fails a build; see
-# kbench.stats). Simulated (tests/test_sequential.py, per-pair sd 0.15, 300
-# pairs, 8 looks): 0.05 gave 1.9% false calls, 0.8% of them "slower", so 20
-# A/A runs would see one about every seventh time; 0.01 makes it rarer still.
-# The max_slowdown rule (the estimate must also be beyond the allowed
-# slowdown) only helps once the CI is narrower than the threshold.
-DEFAULT_ALPHA = stats.DEFAULT_ALPHA
+# its looks. 0.05, not kbench's 0.01 (kbench.stats): the max_slowdown rule (the
+# estimate must also be beyond the allowed slowdown) keeps false "slower"
+# verdicts far below alpha / 2 here, and 0.01 costs a third of the power.
+# Simulated (tests/test_sequential.py's model: per-pair sd 0.15,
+# process sd 2%, 480 pairs, 4 workers, 4 looks, 3% threshold): A/A "slower"
+# 0.3% at 0.05 and 0% at 0.01; a 5% slowdown "slower" 70% and 50%.
+DEFAULT_ALPHA = 0.05
 # Looks per test at most. More looks stop sooner on a clear change but make
-# every look's CI wider: at 8 looks and alpha 0.01 each is a 99.875% CI, 1.6
-# times as wide as a 95% one, so "same" needs about 2.6 times the pairs a
-# single 95% look at the end would.
-DEFAULT_LOOKS = 8
-# Pairs before the first look may decide: a t interval's spread estimate from
-# fewer pairs is itself too noisy to trust (and on this machine a pair takes
-# ~0.25 s, so 20 pairs are 5 s).
+# every look's CI wider (at 4 looks and alpha 0.05 each is a 98.75% CI, 1.3
+# times as wide as a 95% one). A 10% slowdown is decided at the first or second
+# look; the process term, which more pairs do not shrink, leaves later looks
+# little to gain, so few looks lose little.
+DEFAULT_LOOKS = 4
+# Pairs before the first look may decide: a spread estimate from fewer pairs
+# is itself too noisy to trust (and on this machine a pair takes ~0.25 s, so 20
+# pairs are 5 s).
 DEFAULT_MIN_PAIRS = 20
+# The sd of a worker process's lasting speed offset (in log throughput),
+# measured on this 2-core VM: six workers of one interpreter running the MLP
+# (fit, tf.function, b64), all rounds interleaved for 60 s after an untimed
+# precursor worker (kbench.lockstep_ab); the per-worker offsets' spread beyond
+# their rounds' noise came out 1.28%, 3.27% (one worker 5.8% slow) and 0.0% in
+# three runs: 2.0% pooled. One worker a side leaves the ratio's estimate an sd
+# of 2.8% however long it runs.
+DEFAULT_PROCESS_SD = 0.02
+# Workers per side: the process term's variance falls as 1 / workers. 4 (9
+# worker startups with the precursor, two at a time: ~1 min here) take that
+# term's sd from 2.8% to 1.4%.
+DEFAULT_WORKERS = 4
 
 
 class SequentialError(ValueError):
@@ -102,17 +124,41 @@ def verdict_for(ratio: float, low: float, high: float, max_slowdown: float) -> s
     return None
 
 
-def log_ratio_ci(log_ratios: Sequence[float], confidence: float) -> tuple[float, float, float]:
-    """The geometric-mean ratio and its Student-t CI from per-pair log ratios."""
+def _checked(log_ratios: Sequence[float]) -> np.ndarray:
     x = np.asarray(log_ratios, dtype=float)
     if x.ndim != 1 or x.size < 2:
         raise SequentialError(f"a CI needs at least 2 paired ratios, got {x.size}")
     if not np.all(np.isfinite(x)):
         bad = x[~np.isfinite(x)][0]
         raise SequentialError(f"paired log ratios must be finite, got {bad!r}")
+    return x
+
+
+def process_var(log_ratios: Sequence[float], lanes: int) -> float | None:
+    """The variance the lanes' workers add to one lane's mean log ratio (``2 *
+    process_sd**2``), measured: the lane means' spread beyond what their pairs'
+    noise explains (0 if none); None with fewer than 2 lanes or 2 pairs a lane.
+    Pair i belongs to lane ``i % lanes``."""
+    x = _checked(log_ratios)
+    cycles = x.size // lanes
+    if lanes < 2 or cycles < 2:
+        return None
+    by_lane = x[:cycles * lanes].reshape(cycles, lanes)
+    within = float(np.mean(np.var(by_lane, axis=0, ddof=1)))
+    return max(0.0, float(np.var(by_lane.mean(axis=0), ddof=1)) - within / cycles)
+
+
+def lane_ci(log_ratios: Sequence[float], lanes: int, confidence: float,
+            process_sd: float) -> tuple[float, float, float]:
+    """The geometric-mean ratio and its CI from per-pair log ratios of ``lanes``
+    worker pairs (pair i in lane ``i % lanes``), the workers' process offsets
+    included (see the module docstring)."""
+    x = _checked(log_ratios)
     mean = float(np.mean(x))
-    half = (float(_scipy_stats.t.ppf(0.5 + confidence / 2, df=x.size - 1))
-            * float(np.std(x, ddof=1)) / math.sqrt(x.size))
+    measured = process_var(x, lanes)
+    between = max(2 * process_sd ** 2, measured or 0.0)
+    se = math.sqrt(float(np.var(x, ddof=1)) / x.size + between / lanes)
+    half = float(_scipy_stats.norm.ppf(0.5 + confidence / 2)) * se
     return math.exp(mean), math.exp(mean - half), math.exp(mean + half)
 
 
@@ -126,12 +172,17 @@ class Design:
             over all looks.
         looks: looks at most, at ``budget_s * k / looks`` for k = 1..looks.
         min_pairs: pairs before a look may decide (earlier looks are spent).
+        workers: worker processes a side runs (the lanes of pairs).
+        process_sd: the least sd of a worker's lasting speed offset the CI
+            allows for (log throughput; DEFAULT_PROCESS_SD).
     """
 
     max_slowdown: float
     alpha: float = DEFAULT_ALPHA
     looks: int = DEFAULT_LOOKS
     min_pairs: int = DEFAULT_MIN_PAIRS
+    workers: int = DEFAULT_WORKERS
+    process_sd: float = DEFAULT_PROCESS_SD
 
     def __post_init__(self):
         _validate.check_number("max_slowdown", self.max_slowdown, low=0, high=1,
@@ -140,6 +191,9 @@ class Design:
                                high_open=True, error=SequentialError)
         _validate.check_positive_int("looks", self.looks, error=SequentialError)
         _validate.check_int("min_pairs", self.min_pairs, minimum=2, error=SequentialError)
+        _validate.check_positive_int("workers", self.workers, error=SequentialError)
+        _validate.check_number("process_sd", self.process_sd, low=0, high=1, high_open=True,
+                               error=SequentialError)
 
     @property
     def look_confidence(self) -> float:
@@ -187,7 +241,8 @@ class SequentialTest:
         enough = pairs >= self.design.min_pairs  # min_pairs >= 2: a CI exists
         if enough or not self._due:  # the last look records what there is, even if too few
             confidence = self.design.look_confidence
-            ratio, low, high = (log_ratio_ci(log_ratios, confidence) if pairs >= 2
+            ratio, low, high = (lane_ci(log_ratios, self.design.workers, confidence,
+                                        self.design.process_sd) if pairs >= 2
                                 else (math.nan, math.nan, math.nan))
             decided = verdict_for(ratio, low, high, self.design.max_slowdown) if enough else None
             self.looks.append(Look(pairs, ratio, low, high, confidence, decided))

@@ -40,8 +40,12 @@ def fakes(tmp_path, candidate_factor=1.0, ok=True):
     return a, b, {"runner": imports(ok), "open_worker": open_worker, "clock": machine.clock}
 
 
+# The fake workers have no lasting speed offsets of their own: the CI allows for tiny ones.
+STEADY = ("--process-sd", "0.2%")
+
+
 def ab(*args, obj):
-    return invoke("ab", *args, "--budget", "60s", "--min-pairs", "10", obj=obj)
+    return invoke("ab", *args, "--budget", "60s", "--min-pairs", "10", *STEADY, obj=obj)
 
 
 @pytest.fixture(autouse=True)
@@ -56,7 +60,7 @@ def test_a_slower_candidate_fails_with_its_ratio_ci_and_pairs(tmp_path):
     result = ab("--baseline-python", a, "--candidate-python", b, "--max-slowdown", "5%", obj=obj)
     assert result.exit_code == 1, result.output
     [line] = [li for li in result.stdout.splitlines() if "candidate/baseline" in li]
-    assert ": SLOWER  candidate/baseline 0.8" in line and " pairs in " in line
+    assert ": SLOWER  candidate/baseline 0.8" in line and " worker(s) a side in " in line
     assert "overall: SLOWER" in result.stdout
     stored = [li.rsplit(": ", 1)[1] for li in result.stdout.splitlines()
               if "run (its rounds, paired with the other's):" in li]
@@ -75,6 +79,7 @@ def test_equal_sides_are_the_same_and_the_json_holds_every_workflow(tmp_path):
     assert [w["workflow"] for w in document["workflows"]] == [
         "mlp-sequential-fit-function-fp32", "cnn-functional-fit-function-fp32"]
     assert all(w["pairs"] == len(w["round_s"]["baseline"]) for w in document["workflows"])
+    assert {w["workers"] for w in document["workflows"]} == {4}  # the default
 
 
 @pytest.mark.parametrize("strict, code", [((), lockstep_ab.EXIT_INCONCLUSIVE),
@@ -82,7 +87,7 @@ def test_equal_sides_are_the_same_and_the_json_holds_every_workflow(tmp_path):
 def test_an_undecided_budget_exits_inconclusive_or_fails_when_asked(tmp_path, strict, code):
     a, b, obj = fakes(tmp_path, candidate_factor=1 / 0.975)
     result = invoke("ab", "--baseline-python", a, "--candidate-python", b, "--budget", "3s",
-                    "--max-slowdown", "3%", "--min-pairs", "10", *strict, obj=obj)
+                    "--max-slowdown", "3%", "--min-pairs", "10", *STEADY, *strict, obj=obj)
     assert result.exit_code == code, result.output
     assert "overall: INCONCLUSIVE" in result.stdout
 
@@ -103,6 +108,8 @@ def test_an_interpreter_without_kbench_is_refused_naming_its_side_before_any_wor
     (("--inject-slowdown", "100%"), ("'--inject-slowdown'", "'100%'")),
     (("--looks", "0"), ("'--looks'", "got 0")),
     (("-w", "mlp-nope"), ("mlp-nope",)),
+    (("--workers", "0"), ("'--workers'", "got 0")),
+    (("--process-sd", "lots"), ("'--process-sd'", "'lots'")),
 ])
 def test_bad_options_exit_2_quoting_the_value(tmp_path, args, fragments):
     a, b, obj = fakes(tmp_path)
@@ -118,10 +125,11 @@ def test_without_a_candidate_only_calibrate_runs(tmp_path):
 def test_calibrate_prints_the_minimum_detectable_slowdown_and_checks_it_by_injection(tmp_path):
     a, _, obj = fakes(tmp_path)
     result = invoke("ab", "--baseline-python", a, "--calibrate", "--budget", "30s",
-                    "--max-slowdown", "3%", "--min-pairs", "10", obj=obj)
+                    "--max-slowdown", "3%", "--min-pairs", "10", *STEADY, obj=obj)
     assert result.exit_code == 0, result.output
     text = result.stdout
     assert "A/A" in text and "per-pair spread" in text
+    assert "a worker process's speed offset: " in text and "% measured" in text
     assert "the gate detects a slowdown of" in text
     [injected] = [li for li in text.splitlines() if ": injected " in li]
     assert "measured" in injected and "SLOWER" in injected

@@ -1,5 +1,6 @@
 """kbench.lockstep_ab: the conductor, with fake workers (no TensorFlow, no processes)."""
 
+import dataclasses
 import math
 import os
 import sys
@@ -40,9 +41,10 @@ class FakeWorker:
 
     opened: list = []
 
-    def __init__(self, machine, round_s, fail=None):
+    def __init__(self, machine, round_s, fail=None, calibrates=10):
         self.machine, self.round_s, self.fail = machine, round_s, fail
-        self.info, self.cpu_marks, self.closed = {}, [], False
+        self.calibrates = calibrates
+        self.info, self.cpu_marks, self.closed, self.killed = {}, [], False, False
         self.cpu = 0.0
 
     def __call__(self, request, python):
@@ -52,13 +54,19 @@ class FakeWorker:
     def __enter__(self):
         if self.fail == "start":
             raise remote.RemoteError(f"cannot start {self.python!r}")
+        if self.fail == "interrupt":
+            raise KeyboardInterrupt
         FakeWorker.opened.append(self)
-        self.info = {"steps_per_round": 10, "tf_version": self.python, "startup_s": 1.0,
+        self.info = {"steps_per_round": self.request.get("steps_per_round", self.calibrates),
+                     "tf_version": self.python, "startup_s": 1.0,
                      "fingerprint": testing.fake_fingerprint()}
         return self
 
     def __exit__(self, *exc):
         self.closed = True
+
+    def kill(self):
+        self.killed = True
 
     def warm_up(self):
         pass
@@ -73,16 +81,33 @@ class FakeWorker:
         return seconds
 
 
-def run(candidate_s=0.1, *, slowdown=0.0, budget_s=60.0, design=None, fail=None, seed=0):
+# The fake workers have no lasting speed offsets of their own: a design that allows
+# for tiny ones.
+FAKE_DESIGN = Design(0.03, min_pairs=10, workers=2, process_sd=0.002)
+
+
+def run(candidate_s=0.1, *, slowdown=0.0, budget_s=60.0, design=None, fail=None, seed=0,
+        lane_speeds=None, made=None):
+    """A/B on fake workers; also returns each side's workers in the order they were made
+    (the baseline's first is the precursor, then lane 0, 1, ...; in ``made`` if given).
+    Each worker calibrates one step more than the one made before it."""
     machine = Machine(seed)
-    workers = {BASELINE: FakeWorker(machine, 0.1),
-               CANDIDATE: FakeWorker(machine, candidate_s, fail=fail)}
+    made = {BASELINE: [], CANDIDATE: []} if made is None else made
+
+    def open_worker(request, python):
+        side = BASELINE if python.startswith("A") else CANDIDATE
+        lane = len(made[side]) - (side == BASELINE)
+        speed = lane_speeds[lane] if lane_speeds and side == CANDIDATE else 1.0
+        worker = FakeWorker(machine, (0.1 if side == BASELINE else candidate_s) / speed,
+                            fail=fail if side == CANDIDATE else None,
+                            calibrates=10 + len(made[BASELINE]) + len(made[CANDIDATE]))
+        made[side].append(worker)
+        return worker(request, python)
+
     return lockstep_ab.run_workflow(
         SPEC, Side(BASELINE, "A/bin/python"), Side(CANDIDATE, "B/bin/python", slowdown),
-        PROFILE, design or Design(0.03, min_pairs=10), budget_s, seed=seed,
-        open_worker=lambda request, python: workers[
-            BASELINE if python.startswith("A") else CANDIDATE](request, python),
-        clock=machine.clock), workers
+        PROFILE, design or FAKE_DESIGN, budget_s, seed=seed, open_worker=open_worker,
+        clock=machine.clock), made
 
 
 def test_identical_sides_are_the_same_despite_the_machines_drift():
@@ -100,19 +125,54 @@ def test_a_10_percent_slower_candidate_is_slower_and_stops_early():
 
 
 def test_an_injected_slowdown_reaches_the_worker_and_shows_as_that_ratio():
-    result, workers = run(slowdown=0.05)
-    assert workers[CANDIDATE].request["slowdown"] == 0.05
-    assert workers[BASELINE].request["slowdown"] == 0.0
+    result, made = run(slowdown=0.05)
+    assert {w.request["slowdown"] for w in made[CANDIDATE]} == {0.05}
+    assert {w.request["slowdown"] for w in made[BASELINE]} == {0.0}  # the precursor's too
     assert result.injected == {BASELINE: 0.0, CANDIDATE: 0.05}
     assert result.ratio == pytest.approx(0.95, rel=0.01)
     assert result.verdict == sequential.SLOWER
 
 
 def test_pairs_are_run_in_a_random_order_so_each_side_goes_first_about_half_the_time():
-    result, _ = run(budget_s=200.0, design=Design(0.001, min_pairs=10))
+    result, _ = run(budget_s=200.0, design=Design(0.001, min_pairs=10, workers=2))
     share = result.first.count(BASELINE) / result.pairs
     assert result.pairs > 200 and 0.4 < share < 0.6
     assert len(result.round_s[BASELINE]) == len(result.round_s[CANDIDATE]) == result.pairs
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_every_worker_runs_the_steps_the_precursor_calibrated(seed):
+    result, made = run(seed=seed, budget_s=5.0)
+    precursor, *others = made[BASELINE]
+    assert "steps_per_round" not in precursor.request
+    assert {w.request["steps_per_round"] for w in others + made[CANDIDATE]} == {10}
+    assert result.steps_per_round == {BASELINE: 10, CANDIDATE: 10}
+    assert len(made[BASELINE]) == 1 + result.workers and len(made[CANDIDATE]) == result.workers
+
+
+def test_workers_start_lane_by_lane_in_a_balanced_order():
+    assert lockstep_ab.start_order(BASELINE, 4) == (
+        (BASELINE, 0), (CANDIDATE, 0), (CANDIDATE, 1), (BASELINE, 1),
+        (BASELINE, 2), (CANDIDATE, 2), (CANDIDATE, 3), (BASELINE, 3))
+    assert lockstep_ab.start_order(CANDIDATE, 1) == ((CANDIDATE, 0), (BASELINE, 0))
+
+
+def test_which_side_starts_first_is_drawn_per_run():
+    orders = {run(seed=seed, budget_s=2.0)[0].start_order[0] for seed in range(12)}
+    assert orders == {"baseline0", "candidate0"}
+
+
+def test_pairs_are_kept_lane_by_lane_so_a_slow_worker_widens_the_ci():
+    """Pair i is lane i % workers: a candidate worker 20% slow shows in its lane only,
+    and the CI counts the lanes' spread (no verdict from one odd process)."""
+    design = Design(0.03, min_pairs=10, workers=3, process_sd=0.0)
+    result, _ = run(budget_s=30.0, design=design, lane_speeds=(1.0, 1.0, 0.8))
+    logs = result.log_ratios
+    assert np.mean(logs[2::3]) == pytest.approx(math.log(0.8), abs=0.03)
+    assert abs(np.mean(logs[0::3])) < 0.03 and abs(np.mean(logs[1::3])) < 0.03
+    assert result.high / result.low > 1.15
+    steady, _ = run(budget_s=30.0, design=design)
+    assert steady.high / steady.low < 1.05
 
 
 def test_a_budget_too_short_to_decide_is_inconclusive():
@@ -121,18 +181,28 @@ def test_a_budget_too_short_to_decide_is_inconclusive():
 
 
 def test_the_idle_sides_cpu_use_between_its_rounds_is_measured():
-    result, _ = run()
+    result, _ = run(design=dataclasses.replace(FAKE_DESIGN, workers=1))
     # 1 ms of CPU per gap of about one other round (~0.1 s + 0.01 s): ~0.01 cores.
     assert 0.003 < result.idle_cpu_share[BASELINE] < 0.03
 
 
 @pytest.mark.parametrize("fail", ["start", "round"])
-def test_a_failing_side_is_named_and_the_other_sides_worker_is_closed(fail):
+def test_a_failing_side_is_named_and_every_worker_is_stopped(fail):
+    made = {BASELINE: [], CANDIDATE: []}
     with pytest.raises(ABError, match=r"the candidate side failed on mlp-.*B/bin/python|"
                                       r"the candidate side failed on mlp-.*code 1"):
-        run(fail=fail)
-    baseline = [w for w in FakeWorker.opened if w.python.startswith("A")][-1]
-    assert baseline.closed
+        run(fail=fail, made=made)
+    workers = made[BASELINE] + made[CANDIDATE]
+    assert len(workers) >= 3 and all(w.killed for w in workers)
+    assert made[BASELINE][0].closed  # the precursor: closed gracefully before the kill
+
+
+def test_ctrl_c_while_workers_start_stops_every_worker():
+    made = {BASELINE: [], CANDIDATE: []}
+    with pytest.raises(KeyboardInterrupt):
+        run(fail="interrupt", made=made)
+    workers = made[BASELINE] + made[CANDIDATE]
+    assert len(workers) == 3 and all(w.killed for w in workers)
 
 
 @pytest.mark.parametrize("fields, quoted", [
@@ -183,18 +253,23 @@ def test_overall_verdict_and_exit_codes(verdicts, overall, code, strict):
 
 
 def test_power_from_an_a_a_matches_what_simulated_injections_detect():
-    """The minimum detectable slowdown is called slower ~95% of the time by the
-    sequential test; half of it far less often."""
+    """The minimum detectable slowdown is called slower ~85-95% of the time by the
+    sequential test (workers with offsets as large as the design allows for); half
+    of it far less often."""
     rng = np.random.default_rng(7)
     sd, per_s, budget = 0.15, 4.0, 120.0
     design = Design(0.03)
     estimate = lockstep_ab.power(sd * rng.standard_normal(400), 100.0, budget, design)
     assert estimate.pairs == 480 and estimate.pair_sd == pytest.approx(sd, rel=0.1)
 
+    lane = np.arange(480) % design.workers
+
     def detected(slowdown, tests=300):
         hits = 0
         for _ in range(tests):
-            logs = math.log(1 - slowdown) + sd * rng.standard_normal(480)
+            offsets = rng.normal(0, design.process_sd, (2, design.workers))
+            logs = (math.log(1 - slowdown) + (offsets[1] - offsets[0])[lane]
+                    + sd * rng.standard_normal(480))
             test = sequential.SequentialTest(design, budget)
             for i in range(480):
                 if test.update(logs[:i + 1], (i + 1) / per_s):
@@ -202,7 +277,11 @@ def test_power_from_an_a_a_matches_what_simulated_injections_detect():
             hits += test.verdict == sequential.SLOWER
         return hits / tests
 
-    assert 0.90 <= detected(estimate.min_detectable) <= 1.0
+    # A little under POWER: a test's CI takes the lanes' measured process term where it
+    # exceeds the design's, which the estimate (from the design's) cannot foresee; well
+    # within the factor of 1.5 the estimate is held to.
+    assert 0.80 <= detected(estimate.min_detectable) <= 1.0
+    assert detected(1.5 * estimate.min_detectable) >= 0.95
     assert detected(estimate.min_detectable / 2) < 0.5
 
 
@@ -247,8 +326,9 @@ def test_an_interpreter_that_cannot_import_kbench_is_named_with_its_side(tmp_pat
 
 @pytest.mark.skipif(not os.path.isdir("/proc"), reason="counts worker processes in /proc")
 def test_a_real_a_a_runs_pairs_between_two_workers_and_leaves_none_behind():
-    """Two real worker processes (this interpreter on both sides), a few seconds of pairs."""
-    design = Design(0.03, min_pairs=5, looks=2)
+    """Real worker processes (this interpreter on both sides: a precursor, one worker a
+    side), a few seconds of pairs."""
+    design = Design(0.03, min_pairs=5, looks=2, workers=1)
     result = lockstep_ab.run_workflow(SPEC, Side(BASELINE, sys.executable),
                                       Side(CANDIDATE, sys.executable), PROFILE, design, 2.0)
     assert result.pairs >= 5 and result.verdict in sequential.VERDICTS
@@ -262,11 +342,11 @@ def test_a_real_a_a_runs_pairs_between_two_workers_and_leaves_none_behind():
 def test_ctrl_c_during_the_pairs_stops_both_real_workers():
     def interrupt(pairs, test, elapsed):
         if pairs == 3:
-            assert len(_workers_alive()) == 2
+            assert len(_workers_alive()) == 3  # the precursor and one worker a side
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
         lockstep_ab.run_workflow(SPEC, Side(BASELINE, sys.executable),
-                                 Side(CANDIDATE, sys.executable), PROFILE, Design(0.03), 60.0,
-                                 on_pair=interrupt)
+                                 Side(CANDIDATE, sys.executable), PROFILE,
+                                 Design(0.03, workers=1), 60.0, on_pair=interrupt)
     assert _workers_alive() == []

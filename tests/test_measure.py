@@ -323,3 +323,20 @@ def test_an_injected_slowdown_outside_zero_to_one_is_refused(tiny, slowdown):
     spec = WorkflowSpec(batch_size=32)
     with pytest.raises((ValueError, TypeError), match="slowdown"):
         measure.SteadyStateRun(spec, _input(spec, tiny), profile(), slowdown=slowdown)
+
+
+def test_fixed_steps_per_round_replace_the_calibrated_ones(tiny):
+    """A run compared round for round with another runs the other's steps a round."""
+    spec = WorkflowSpec(batch_size=32)
+    fixed = _run_rounds(spec, _input(spec, tiny), profile(steps=4), steps_per_round=7)
+    assert fixed.steps_per_round == 7
+    calibrated = _run_rounds(spec, _input(spec, tiny), profile(steps=4))
+    assert calibrated.steps_per_round == 4
+
+
+@pytest.mark.parametrize("steps, match", [(0, "steps_per_round"), (2.5, "steps_per_round"),
+                                           (3, "multiple of the spec's steps_per_execution")])
+def test_bad_fixed_steps_per_round_are_refused_with_the_value(tiny, steps, match):
+    spec = WorkflowSpec(batch_size=32, steps_per_execution=2)
+    with pytest.raises((ValueError, TypeError, measure.MeasurementError), match=match):
+        measure.SteadyStateRun(spec, _input(spec, tiny), profile(steps=4), steps_per_round=steps)

@@ -96,9 +96,19 @@ def ab_command(
     looks: Annotated[int, typer.Option(
         parser=positive_int, help="looks at the pairs at most (each at a Bonferroni share of "
                                   "alpha)")] = sequential.DEFAULT_LOOKS,
-    alpha: Annotated[float, typer.Option(
-        parser=open_fraction, help="false-alarm rate: over all looks in lockstep; of the "
-                                   "Mann-Whitney test with --sessions")] = stats.DEFAULT_ALPHA,
+    alpha: Annotated[Optional[float], typer.Option(
+        parser=open_fraction, help=f"false-alarm rate: over all looks in lockstep (default "
+                                   f"{sequential.DEFAULT_ALPHA}); of the Mann-Whitney test "
+                                   f"with --sessions (default {stats.DEFAULT_ALPHA})",
+        show_default=False)] = None,
+    workers: Annotated[int, typer.Option(
+        parser=positive_int, help="worker processes per side and workflow (each process has "
+                                  "its own lasting speed offset: more workers, narrower CIs)")
+    ] = sequential.DEFAULT_WORKERS,
+    process_sd: Annotated[str, typer.Option(
+        help="the least sd of a worker process's speed offset the CI allows for, e.g. 1.3% "
+             "(--calibrate measures it on your machine)")
+    ] = f"{sequential.DEFAULT_PROCESS_SD:.1%}",
     inject_slowdown: Annotated[str, typer.Option(
         help="slow the candidate by this share (measuring what the gate detects), e.g. 5%")
     ] = "0",
@@ -125,9 +135,9 @@ def ab_command(
 ) -> None:
     """A/B two interpreters (e.g. two TensorFlow virtualenvs): is the candidate slower?
 
-    Lockstep (the default): per workflow, one worker process per side runs
-    round for round next to the other's; a sequential test on the paired
-    ratios decides SLOWER, FASTER, SAME (the CI within +-max slowdown) or
+    Lockstep (the default): per workflow, --workers worker processes per side
+    run round for round next to the other side's; a sequential test on the
+    paired ratios decides SLOWER, FASTER, SAME (the CI within +-max slowdown) or
     INCONCLUSIVE (the budget ran out first). Exit 0 same/faster, 1 slower,
     2 bad input, 3 inconclusive (1 with --inconclusive-fails).
     """
@@ -140,12 +150,14 @@ def ab_command(
     if sessions:
         raise typer.Exit(_session_ab(ctx, baseline_python, candidate_python, pairs, profile,
                                      keyword, store, max_slowdown or DEFAULT_MAX_SLOWDOWN,
-                                     policy, alpha,
+                                     policy, stats.DEFAULT_ALPHA if alpha is None else alpha,
                                      timeout, root))
     allowed = parse_fraction(max_slowdown or lockstep.DEFAULT_MAX_SLOWDOWN, "--max-slowdown")
     options = dict(workflows=workflow, max_slowdown=allowed,
                    budget_s=lockstep.parse_duration(budget, "--budget"), min_pairs=min_pairs,
-                   looks=looks, alpha=alpha)
+                   looks=looks, alpha=sequential.DEFAULT_ALPHA if alpha is None else alpha,
+                   workers=workers,
+                   process_sd=parse_fraction(process_sd, "--process-sd", allow_zero=True))
     fakes = ctx.obj if isinstance(ctx.obj, dict) else {}
     options.update(run=runner(ctx), open_worker=fakes.get("open_worker", remote.RemoteRun),
                    clock=fakes.get("clock", time.perf_counter))

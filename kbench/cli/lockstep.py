@@ -3,6 +3,7 @@ round for round, a sequential test decides each workflow (kbench.lockstep_ab).""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -70,9 +71,10 @@ def _result_line(result) -> str:
     idle = ", ".join(f"{side} {share:.2f}" for side, share in result.idle_cpu_share.items()
                      if share is not None)
     return (f"{result.workflow}: {result.verdict.upper()}  candidate/baseline "
-            f"{_ratio(result)}, {result.pairs} pairs in {result.pairs_s:.0f} s "
-            f"(startup {result.startup_s['baseline']:.0f} s + "
-            f"{result.startup_s['candidate']:.0f} s; idle side's CPU {idle or 'unknown'} "
+            f"{_ratio(result)}, {result.pairs} pairs of {result.workers} worker(s) a side in "
+            f"{result.pairs_s:.0f} s (startups: precursor {result.precursor_s:.0f} s, "
+            f"baseline {result.startup_s['baseline']:.0f} s, candidate "
+            f"{result.startup_s['candidate']:.0f} s; idle workers' CPU {idle or 'unknown'} "
             "cores)")
 
 
@@ -84,14 +86,15 @@ def _check_sides(run, *sides) -> None:
 
 def run_lockstep(baseline_python: Path, candidate_python: Path, *, workflows: list[str] | None,
                  max_slowdown: float, budget_s: float, min_pairs: int, looks: int,
-                 alpha: float, inject: float, json_path: Path | None,
+                 alpha: float, workers: int, process_sd: float, inject: float, json_path: Path | None,
                  inconclusive_fails: bool, store: Path | None = None, run=subprocess.run,
                  open_worker=remote.RemoteRun, clock=time.perf_counter) -> int:
     """``kbench ab``'s lockstep mode; returns the exit code. ``run`` runs the interpreter
     check, ``open_worker`` makes a side's worker, ``clock`` times the pairs (tests pass
     fakes)."""
     with bad_input(sequential.SequentialError, lockstep_ab.ABError):
-        design = sequential.Design(max_slowdown, alpha=alpha, looks=looks, min_pairs=min_pairs)
+        design = sequential.Design(max_slowdown, alpha=alpha, looks=looks, min_pairs=min_pairs,
+                                   workers=workers, process_sd=process_sd)
         baseline = lockstep_ab.Side(lockstep_ab.BASELINE, str(baseline_python))
         candidate = lockstep_ab.Side(lockstep_ab.CANDIDATE, str(candidate_python), inject)
     specs = _specs(workflows)
@@ -146,12 +149,14 @@ def _run_one(out, spec, baseline, candidate, profile, design, budget_s, open_wor
 
 
 def calibrate(baseline_python: Path, *, workflows: list[str] | None, max_slowdown: float,
-              budget_s: float, min_pairs: int, looks: int, alpha: float, run=subprocess.run,
+              budget_s: float, min_pairs: int, looks: int, alpha: float, workers: int,
+              process_sd: float, run=subprocess.run,
               open_worker=remote.RemoteRun, clock=time.perf_counter) -> int:
     """``kbench ab --calibrate``: an A/A of the baseline against itself, the minimum
     detectable slowdown it implies, and an injected slowdown of that size to check it."""
     with bad_input(sequential.SequentialError, lockstep_ab.ABError):
-        design = sequential.Design(max_slowdown, alpha=alpha, looks=looks, min_pairs=min_pairs)
+        design = sequential.Design(max_slowdown, alpha=alpha, looks=looks, min_pairs=min_pairs,
+                                   workers=workers, process_sd=process_sd)
         a_side = lockstep_ab.Side(lockstep_ab.BASELINE, str(baseline_python))
         b_side = lockstep_ab.Side(lockstep_ab.CANDIDATE, str(baseline_python))
     profile = profiles.get_profile(WORKER_PROFILE)
@@ -161,13 +166,17 @@ def calibrate(baseline_python: Path, *, workflows: list[str] | None, max_slowdow
     for spec in specs:
         # The A/A runs its whole budget (a tiny threshold never decides "same" early),
         # so the spread and the pairs per second are those of a full budget.
-        a_a_design = sequential.Design(1e-9, alpha=alpha, looks=1, min_pairs=min_pairs)
+        a_a_design = dataclasses.replace(design, max_slowdown=1e-9, looks=1)
         a_a = _run_one(out, spec, a_side, b_side, profile, a_a_design, budget_s, open_worker,
                        clock)
         estimate = lockstep_ab.power(a_a.log_ratios, a_a.pairs_s, budget_s, design)
+        measured = ("not measurable with one worker a side" if estimate.measured_process_sd
+                    is None else f"{_format.share(estimate.measured_process_sd, 1)} measured")
         say(out, f"{spec.name}: A/A {a_a.ratio:.3f}x [{a_a.low:.3f}, {a_a.high:.3f}] over "
                  f"{a_a.pairs} pairs; per-pair spread {estimate.pair_sd:.3f}, "
-                 f"{estimate.pairs_per_s:.1f} pairs/s")
+                 f"{estimate.pairs_per_s:.1f} pairs/s; a worker process's speed offset: "
+                 f"{measured} (the CI allows for at least "
+                 f"{_format.share(design.process_sd, 1)}: --process-sd)")
         say(out, f"{spec.name}: with {budget_s:.0f} s and a {_format.share(max_slowdown)} "
                  f"threshold the gate detects a slowdown of "
                  f"{_format.share(estimate.min_detectable)} or more with 95% probability")
