@@ -148,16 +148,21 @@ def process_var(log_ratios: Sequence[float], lanes: int) -> float | None:
     return max(0.0, float(np.var(by_lane.mean(axis=0), ddof=1)) - within / cycles)
 
 
-def lane_ci(log_ratios: Sequence[float], lanes: int, confidence: float,
-            process_sd: float) -> tuple[float, float, float]:
-    """The geometric-mean ratio and its CI from per-pair log ratios of ``lanes``
-    worker pairs (pair i in lane ``i % lanes``), the workers' process offsets
-    included (see the module docstring)."""
+def lane_estimate(log_ratios: Sequence[float], lanes: int, process_sd: float
+                  ) -> tuple[float, float]:
+    """The mean log ratio of per-pair log ratios of ``lanes`` worker pairs (pair i in
+    lane ``i % lanes``) and its standard error, the workers' process offsets included
+    (see the module docstring)."""
     x = _checked(log_ratios)
-    mean = float(np.mean(x))
     measured = process_var(x, lanes)
     between = max(2 * process_sd ** 2, measured or 0.0)
-    se = math.sqrt(float(np.var(x, ddof=1)) / x.size + between / lanes)
+    return float(np.mean(x)), math.sqrt(float(np.var(x, ddof=1)) / x.size + between / lanes)
+
+
+def lane_ci(log_ratios: Sequence[float], lanes: int, confidence: float,
+            process_sd: float) -> tuple[float, float, float]:
+    """The geometric-mean ratio and its normal CI from :func:`lane_estimate`."""
+    mean, se = lane_estimate(log_ratios, lanes, process_sd)
     half = float(_scipy_stats.norm.ppf(0.5 + confidence / 2)) * se
     return math.exp(mean), math.exp(mean - half), math.exp(mean + half)
 

@@ -50,7 +50,16 @@ DEFAULT_CONFIDENCE = 0.95
 # thousands of per-step latencies does not allocate n_resamples * n at once.
 _BOOTSTRAP_CHUNK_ELEMENTS = 1_000_000
 
-VERDICTS = ("faster", "slower", "same")
+# "untested": the samples' design cannot support a significance test (the
+# rounds of one session a side), so only the ratio is given.
+UNTESTED = "untested"
+VERDICTS = ("faster", "slower", "same", UNTESTED)
+# How a comparison's samples were drawn, which decides what they can support:
+# "sessions": one sample per session, several sessions a side (independent:
+# Mann-Whitney); "paired": rounds run pair by pair in lockstep (kbench ab: the
+# paired CI with the workers' process term); "single": the rounds of one
+# session a side (not independent samples of a side: untested).
+DESIGNS = ("sessions", "paired", "single")
 
 
 # --------------------------------------------------------------------------- validation
@@ -399,9 +408,14 @@ class Comparison:
     verdict: str
     alpha: float
     min_factor: float
+    design: str = "sessions"
 
     def __post_init__(self) -> None:
         _validate.check_choice("verdict", self.verdict, VERDICTS)
+        _validate.check_choice("design", self.design, DESIGNS)
+        if (self.verdict == UNTESTED) != (self.design == "single"):
+            raise ValueError(f"verdict {self.verdict!r} contradicts design {self.design!r}: "
+                             "exactly the single-session design is untested")
         _validate.check_number("ratio", self.ratio, low=0, low_open=True)
         if not self.ci_low <= self.ci_high:
             raise ValueError(f"need ci_low <= ci_high, got [{self.ci_low!r}, {self.ci_high!r}]")
@@ -409,7 +423,7 @@ class Comparison:
             raise ValueError(f"p_value must be in [0, 1], got {self.p_value!r}")
         _check_open_unit("alpha", self.alpha)
         _check_min_factor(self.min_factor)
-        if self.significant != (self.verdict != "same"):
+        if self.significant != (self.verdict in ("faster", "slower")):
             raise ValueError(
                 f"significant={self.significant!r} contradicts verdict={self.verdict!r}"
             )
@@ -418,6 +432,9 @@ class Comparison:
         return dataclasses.asdict(self)
 
     def __str__(self) -> str:
+        if self.verdict == UNTESTED:
+            return (f"{_format.ratio(self.ratio, self.ci_low, self.ci_high)} untested (one "
+                    "session a side)")
         return (f"{_format.ratio(self.ratio, self.ci_low, self.ci_high)} "
                 f"{self.verdict} (p={self.p_value:.3g})")
 
@@ -429,8 +446,10 @@ def mann_whitney_p(baseline, candidate) -> float:
     return float(_scipy_stats.mannwhitneyu(a, b, alternative="two-sided").pvalue)
 
 
-def _verdict(ratio: float, p_value: float, alpha: float, min_factor: float,
-             higher_is_better: bool) -> str:
+def verdict_of(ratio: float, p_value: float, alpha: float, min_factor: float,
+               higher_is_better: bool = True) -> str:
+    """asv's rule: faster or slower when p < alpha AND the ratio is beyond
+    ``min_factor``; else the same."""
     gain = ratio if higher_is_better else 1 / ratio
     if p_value >= alpha:
         return "same"
@@ -469,7 +488,7 @@ def compare_samples(
     ratio, low, high = ratio_ci(candidate, baseline, confidence=confidence,
                                 n_resamples=n_resamples, seed=seed)
     p_value = mann_whitney_p(baseline, candidate)
-    verdict = _verdict(ratio, p_value, alpha, min_factor, higher_is_better)
+    verdict = verdict_of(ratio, p_value, alpha, min_factor, higher_is_better)
     return Comparison(ratio=ratio, ci_low=low, ci_high=high, p_value=p_value,
                       significant=verdict != "same", verdict=verdict, alpha=float(alpha),
                       min_factor=float(min_factor))

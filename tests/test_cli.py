@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 from kbench import cli, testing
 from kbench.cli._common import parse_fraction
+from kbench.record import Pooling
 from test_ab import KEYS
 
 COMMANDS = ("list", "env", "run", "bench", "compare", "check", "gate", "ab", "report",
@@ -43,11 +44,15 @@ def assert_bad_input(result, *fragments: str) -> None:
 
 
 def write_run(path: Path, factor: float, *, when: str, seed: int = 0, keys=KEYS,
-              tensorflow: str = "2.21.0") -> Path:
-    """A run file whose benchmarks run at ``factor`` x the base throughput."""
+              tensorflow: str = "2.21.0", sessions: bool = False) -> Path:
+    """A run file whose benchmarks run at ``factor`` x the base throughput: the rounds
+    of one session, or (``sessions``) one median per session, pooled as kbench ab
+    --sessions pools them."""
     samples = {key: testing.draw_samples(BASE * factor, N_ROUNDS, seed=seed + i)
                for i, key in enumerate(keys)}
-    run = testing.fake_run(samples, datetime=when, tf_version=tensorflow)
+    pooling = (Pooling(sources=tuple(f"s{i}" for i in range(N_ROUNDS)), unit="session")
+               if sessions else None)
+    run = testing.fake_run(samples, datetime=when, tf_version=tensorflow, pooling=pooling)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(testing.run_document(run)))
     return path

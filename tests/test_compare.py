@@ -7,13 +7,14 @@ Runs are built in memory from seeded numpy draws; no TensorFlow is imported
 import copy
 import dataclasses
 import json
+import math
 
 import numpy as np
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from kbench import compare, stats, testing
+from kbench import compare, record, sequential, stats, testing
 from kbench.compare import ComparisonError, Policy, PolicyError, PolicyRule, RatioCheck
 from kbench.results import Run
 
@@ -39,8 +40,17 @@ def draw(seed: int, scale: float = 1.0, n: int = ROUNDS, noise: float = NOISE) -
     return scale * BASE_THROUGHPUT * (1 + noise * rng.standard_normal(n))
 
 
-def make_run(samples: dict, *, fp=FINGERPRINT, batch_size=64, extra=None, source="") -> Run:
-    """A Run of ``{key: per-round samples/s}``; ``extra`` maps key -> record fields."""
+def make_run(samples: dict, *, fp=FINGERPRINT, batch_size=64, extra=None, source="",
+             sessions=True) -> Run:
+    """A Run of ``{key: samples/s}``; ``extra`` maps key -> record fields. With
+    ``sessions`` each sample is one session's median, pooled as kbench ab --sessions
+    pools them (the design the Mann-Whitney test supports); else they are the rounds
+    of one session."""
+    extra = {key: dict((extra or {}).get(key, {})) for key in samples}
+    if sessions:
+        for key, values in samples.items():
+            extra[key].setdefault("pooling", record.Pooling(
+                sources=tuple(f"session {i}" for i in range(len(values))), unit="session"))
     return testing.fake_run(samples, fingerprint=fp, source=source, per_key=extra,
                             spec={"batch_size": batch_size})
 
@@ -135,10 +145,72 @@ def test_three_rounds_are_never_significant_and_say_so():
     assert comparison.verdict == "same" and comparison.p_value >= stats.DEFAULT_ALPHA
     need = stats.min_samples_for(stats.DEFAULT_ALPHA)
     assert len(matrix.warnings) == 2  # one per run
-    assert all(f"fewer than {need} rounds" in w and "fewest 3" in w for w in matrix.warnings)
+    assert all(f"fewer than {need} sessions" in w and "fewest 3" in w for w in matrix.warnings)
     result = compare.gate(base, cand)
     assert result.exit_code == 0
     assert result.matrix.warnings == matrix.warnings
+
+
+def test_one_session_a_side_is_untested_with_a_note_on_session_drift():
+    base = make_run({k: draw(2 * i) for i, k in enumerate(KEYS)}, sessions=False)
+    cand = make_run({k: draw(2 * i + 1, 0.8 if k == KEYS[1] else 1.0)
+                     for i, k in enumerate(KEYS)}, sessions=False)
+    matrix = compare.compare_runs([base, cand])
+    comparison = matrix.cell(KEYS[1], 1).comparison
+    assert comparison.verdict == stats.UNTESTED and not comparison.significant
+    assert comparison.design == "single" and comparison.ratio == pytest.approx(0.8, abs=0.03)
+    assert "untested (one session a side)" in str(comparison)
+    [note] = [w for w in matrix.warnings if "one session a side" in w]
+    assert "3 of 3 benchmark(s)" in note and "2.0% sd" in note and "kbench ab" in note
+    assert not any("fewer than" in w for w in matrix.warnings)  # nothing was to be tested
+
+
+def test_a_gate_on_one_session_a_side_fails_on_the_ratio_alone_and_says_untested():
+    samples = [1e4 * (1 + 0.002 * i) for i in range(3)]  # 3 rounds: never significant
+    base = make_run({"t": samples}, sessions=False)
+    slow = make_run({"t": [0.7 * v for v in samples]}, sessions=False)
+    result = compare.gate(base, slow)
+    (failure,) = result.failures
+    assert result.exit_code == 1 and not failure.tested
+    assert "one session a side: untested" in str(failure)
+    within = make_run({"t": [0.95 * v for v in samples]}, sessions=False)
+    assert compare.gate(base, within).exit_code == 0
+
+
+def lockstep_runs(ratio: float, *, workers: int = 4, pairs: int = 400, seed: int = 0):
+    """kbench ab's two stored runs: rounds paired by a lockstep id, ``workers`` lanes."""
+    rng = np.random.default_rng(seed)
+    drift = BASE_THROUGHPUT * np.exp(0.1 * rng.standard_normal(pairs))
+    noise = np.exp(0.1 * rng.standard_normal((2, pairs)))
+    fields = {"lockstep": "ab 1", "extras": {"workers": workers}}
+    base = make_run({"t": drift * noise[0]}, extra={"t": fields}, sessions=False)
+    cand = make_run({"t": ratio * drift * noise[1]}, extra={"t": fields}, sessions=False)
+    return base, cand
+
+
+def test_lockstep_runs_are_tested_on_the_paired_estimate_with_the_workers_term():
+    base, cand = lockstep_runs(0.85)
+    comparison = compare.compare_runs([base, cand]).cell("t", 1).comparison
+    assert comparison.design == "paired" and comparison.verdict == "slower"
+    assert comparison.ratio == pytest.approx(0.85, rel=0.02)
+    # The CI is at least as wide as 4 workers' process offsets make it.
+    least = 1.96 * math.sqrt(2 * sequential.DEFAULT_PROCESS_SD ** 2 / 4)
+    assert math.log(comparison.ci_high / comparison.ci_low) >= 2 * least
+    assert compare.gate(base, cand).exit_code == 1
+    same_base, same_cand = lockstep_runs(1.0, seed=1)
+    same = compare.compare_runs([same_base, same_cand]).cell("t", 1).comparison
+    assert same.verdict == "same" and same.ci_low < 1 < same.ci_high
+
+
+def test_a_comparison_whose_verdict_contradicts_its_design_is_refused():
+    fields = dict(ratio=1.0, ci_low=0.9, ci_high=1.1, p_value=0.5, significant=False,
+                  alpha=0.01, min_factor=1.05)
+    with pytest.raises(ValueError, match="untested"):
+        stats.Comparison(verdict="untested", design="sessions", **fields)
+    with pytest.raises(ValueError, match="'single'"):
+        stats.Comparison(verdict="same", design="single", **fields)
+    with pytest.raises(ValueError, match="'rounds'"):
+        stats.Comparison(verdict="same", design="rounds", **fields)
 
 
 def test_baseline_column_can_be_any_run():

@@ -14,7 +14,7 @@ import pytest
 
 from kbench import compare, report, results, stats, testing
 from kbench import fingerprint as kfingerprint
-from kbench.record import Latencies
+from kbench.record import Latencies, Pooling
 from kbench.report import tables
 
 # >= stats.min_samples_for(DEFAULT_ALPHA) == 5 rounds, so that two separated
@@ -44,6 +44,10 @@ def make_run(fp, medians, *, tf_version=BASE_TF, when="2026-01-01T00:00:00+00:00
     fp = copy.deepcopy(fp)
     fp["software"]["tensorflow"] = tf_version
     latencies = Latencies(*(ms / 1e3 for ms in LATENCY_MS)) if latency else None
+    # Each sample one session's median, as kbench ab --sessions pools them: the design
+    # whose changes a report may call significant (one session a side is untested).
+    extra.setdefault("pooling", Pooling(sources=tuple(f"s{i}" for i in range(ROUNDS)),
+                                        unit="session"))
     return testing.fake_run({key: rounds(median) for key, median in medians.items()},
                             fingerprint=fp, datetime=when, group="g", startup_s=0.5,
                             step_latency_s=latencies, **extra)
@@ -89,6 +93,17 @@ def table_row(markdown: str, first_cell: str, containing: str) -> str:
 
 def md_key(key: str) -> str:
     return key.replace("|", "\\|")
+
+
+def test_one_session_a_side_is_never_bold_and_the_report_says_why(fp):
+    single = [make_run(fp, BASE_MEDIANS, pooling=None),
+              make_run(fp, CANDIDATE_MEDIANS, tf_version=CANDIDATE_TF, pooling=None,
+                       when="2026-01-02T00:00:00+00:00")]
+    md = report.render_markdown(compare.compare_runs(single), title="single sessions")
+    row = table_row(md, KEY_A, "x [")
+    assert "0.80x [" in row and "untested" in row and "**" not in row
+    assert "One session a side is untested" in md
+    assert "compare one session a side" in md and "kbench ab" in md  # the warning
 
 
 def test_markdown_has_a_row_per_benchmark_with_ratios_and_verdicts(matrix):

@@ -102,10 +102,12 @@ def gate_command(
 ) -> None:
     """Gate candidate run(s) against baseline run(s).
 
-    Exit 1 listing the benchmarks that are significantly slower (Mann-Whitney
-    p < alpha) by more than the allowed slowdown, 0 otherwise, 2 for bad input.
-    With one run a side the test is on rounds, which cannot see drift between
-    sessions (a warning says so); with several, on one median per session.
+    Exit 1 listing the benchmarks slower than the allowed slowdown, 0
+    otherwise, 2 for bad input. With several runs a side, "slower" must also
+    be significant on one median per session (Mann-Whitney p < alpha); for
+    kbench ab's lockstep runs, on the paired estimate. With one run a side
+    nothing is tested (rounds of one session cannot see the drift between
+    sessions): the ratio alone fails it, marked untested.
     """
     allowed = parse_fraction(max_slowdown, "--max-slowdown")
     base_run, cand_run = _read_sides(baseline, candidate)

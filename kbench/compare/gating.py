@@ -47,10 +47,14 @@ class GateFailure:
     ci_high: float
     p_value: float
     allowed_slowdown: float
+    tested: bool = True  # False: one session a side, failed on the ratio alone
 
     def __str__(self) -> str:
+        evidence = (f"p={self.p_value:.3g}" if self.tested else
+                    "one session a side: untested, beyond the allowed slowdown by the ratio "
+                    "alone")
         return (f"{self.key}: {_format.ratio(self.ratio, self.ci_low, self.ci_high)} "
-                f"(p={self.p_value:.3g}), allowed slowdown {_format.share(self.allowed_slowdown, 0)}")
+                f"({evidence}), allowed slowdown {_format.share(self.allowed_slowdown, 0)}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,11 +86,14 @@ class GateResult:
 
 def _failure(key: str, comparison: stats.Comparison, allowed: float,
              alpha: float) -> GateFailure | None:
-    if comparison.p_value < alpha and _below(comparison.ratio, 1 - allowed):
-        return GateFailure(key=key, ratio=comparison.ratio, ci_low=comparison.ci_low,
-                           ci_high=comparison.ci_high, p_value=comparison.p_value,
-                           allowed_slowdown=allowed)
-    return None
+    tested = comparison.verdict != stats.UNTESTED
+    if not _below(comparison.ratio, 1 - allowed):
+        return None
+    if tested and comparison.p_value >= alpha:
+        return None
+    return GateFailure(key=key, ratio=comparison.ratio, ci_low=comparison.ci_low,
+                       ci_high=comparison.ci_high, p_value=comparison.p_value,
+                       allowed_slowdown=allowed, tested=tested)
 
 
 def gate(
@@ -99,9 +106,13 @@ def gate(
 ) -> GateResult:
     """Fail when a benchmark of ``candidate`` is slower than in ``baseline`` beyond its allowance.
 
-    A benchmark fails when the two-sided Mann-Whitney p of its per-round
-    samples/s is below ``alpha`` AND candidate/baseline median throughput is
-    below ``1 - allowed slowdown`` (0.10: more than 10% fewer samples/s). Its
+    A benchmark fails when candidate/baseline throughput is below ``1 -
+    allowed slowdown`` (0.10: more than 10% fewer samples/s) AND, where the
+    samples' design supports a test (several sessions a side, or lockstep
+    pairs: :func:`kbench.compare.matrix.compare_records`), its p is below
+    ``alpha``. With one session a side nothing is tested: the ratio alone
+    fails it, and the failure says so (``tested`` False) — a coarse gate,
+    whose allowed slowdown must stay above the sessions' drift. Its
     allowed slowdown is the policy's rule for it, else the policy file's
     ``max_slowdown``, else the ``max_slowdown`` argument. The matrix's
     verdicts use ``1 / (1 - that default)`` as their minimum factor, so they

@@ -1,10 +1,25 @@
 """How do these runs compare? A matrix of benchmarks x runs against a baseline run.
 
 Per cell the median samples/s with a bootstrap CI and, against the baseline
-column, the ratio with its CI and asv's verdict (significant only when the
-Mann-Whitney p < alpha AND the ratio is beyond a minimum factor,
-:func:`kbench.stats.compare_samples`); a geometric mean of ratios per run;
-fingerprint differences; warnings. Nothing here measures or formats.
+column, the ratio with its CI and a verdict only the samples' design can
+support (:func:`design_of`, :func:`compare_records`):
+
+- several sessions a side, pooled one median per session (``kbench ab
+  --sessions``): asv's rule on them, significant only when the Mann-Whitney
+  p < alpha AND the ratio is beyond a minimum factor
+  (:func:`kbench.stats.compare_samples`);
+- rounds run pair by pair in lockstep (``kbench ab``'s stored runs): the
+  same rule on the paired estimate, whose standard error counts the workers'
+  process offsets (:func:`kbench.sequential.lane_estimate`);
+- the rounds of one session a side: ``untested``. They are not independent
+  samples of a side: two sessions of the same code differ by more than their
+  rounds say (kbench's A/As: 26 of 100 single-session A/A comparisons failed
+  a Mann-Whitney gate on an earlier VM; on this one a worker process alone
+  carries a lasting offset of 2.0% sd, DEFAULT_PROCESS_SD), so the ratio is
+  shown with that note and called nothing.
+
+Also a geometric mean of ratios per run, fingerprint differences and
+warnings. Nothing here measures or formats.
 """
 
 from __future__ import annotations
@@ -13,8 +28,14 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 
-from kbench import _validate, stats
+import math
+
+from scipy import stats as _scipy_stats
+
+from kbench import _format, _validate, sequential, stats
 from kbench import fingerprint as kfingerprint
+from kbench.compare.groups import paired
+from kbench.record import BenchmarkRecord
 from kbench.results import LISTED_KEYS, Run, check_same_benchmarks, listing, run_name
 
 class ComparisonError(ValueError):
@@ -141,18 +162,22 @@ def _check_batch_sizes(runs: tuple[Run, ...], keys: tuple[str, ...]) -> None:
                else ""))
 
 
-def _round_warnings(runs: tuple[Run, ...], keys: tuple[str, ...], alpha: float) -> list[str]:
+def _round_warnings(runs: tuple[Run, ...], keys: tuple[str, ...], alpha: float,
+                    cells: Mapping) -> list[str]:
+    """Benchmarks whose sessions are too few for the Mann-Whitney test to ever decide."""
     if len(runs) < 2:
         return []
     need = stats.min_samples_for(alpha)
+    tested = {key for (key, _), cell in cells.items()
+              if cell.comparison is not None and cell.comparison.design == "sessions"}
     warnings = []
     for i, run in enumerate(runs):
-        short = [k for k in keys if len(run.results[k].samples_per_s) < need]
+        short = [k for k in keys if k in tested and len(run.results[k].samples_per_s) < need]
         if short:
             fewest = min(len(run.results[k].samples_per_s) for k in short)
             warnings.append(
                 f"{run_name(i, run)}: {len(short)} of {len(keys)} benchmarks have fewer than "
-                f"{need} rounds (fewest {fewest}), so at alpha={alpha:g} no difference involving "
+                f"{need} sessions (fewest {fewest}), so at alpha={alpha:g} no difference involving "
                 f"them can be significant: {listing(short)}")
     return warnings
 
@@ -175,6 +200,64 @@ def _setting_warnings(runs: tuple[Run, ...], baseline: int) -> list[str]:
     return warnings
 
 
+# Sessions a side a pooled record needs before its session medians are tested
+# (fewer: the single-session design).
+MIN_SESSIONS = 2
+
+
+def _sessions(record: BenchmarkRecord) -> int:
+    """How many sessions' medians a record's samples are (0: its own rounds)."""
+    pooling = record.pooling
+    return len(pooling.sources) if pooling is not None and pooling.unit == "session" else 0
+
+
+def design_of(baseline: BenchmarkRecord, candidate: BenchmarkRecord) -> str:
+    """Which of stats.DESIGNS two records' samples follow (see the module docstring)."""
+    if paired(baseline, candidate):
+        return "paired"
+    if min(_sessions(baseline), _sessions(candidate)) >= MIN_SESSIONS:
+        return "sessions"
+    return "single"
+
+
+def compare_records(baseline: BenchmarkRecord, candidate: BenchmarkRecord, *,
+                    alpha: float = stats.DEFAULT_ALPHA,
+                    min_factor: float = stats.DEFAULT_MIN_FACTOR) -> stats.Comparison:
+    """Candidate vs baseline throughput, tested only as far as the design supports."""
+    design = design_of(baseline, candidate)
+    if design == "sessions":
+        return stats.compare_samples(baseline.samples_per_s, candidate.samples_per_s,
+                                     alpha=alpha, min_factor=min_factor)
+    if design == "paired":
+        logs = [math.log(c / b) for b, c in zip(baseline.samples_per_s,
+                                                candidate.samples_per_s)]
+        lanes = int(candidate.extras.get("workers", 1))
+        mean, se = sequential.lane_estimate(logs, lanes, sequential.DEFAULT_PROCESS_SD)
+        z = float(_scipy_stats.norm.ppf(0.5 + stats.DEFAULT_CONFIDENCE / 2))
+        p_value = float(2 * _scipy_stats.norm.sf(abs(mean) / se)) if se > 0 else 0.0
+        ratio = math.exp(mean)
+        verdict = stats.verdict_of(ratio, p_value, alpha, min_factor)
+        return stats.Comparison(ratio=ratio, ci_low=math.exp(mean - z * se),
+                                ci_high=math.exp(mean + z * se), p_value=p_value,
+                                significant=verdict != "same", verdict=verdict,
+                                alpha=float(alpha), min_factor=float(min_factor),
+                                design=design)
+    ratio, low, high = stats.ratio_ci(candidate.samples_per_s, baseline.samples_per_s)
+    return stats.Comparison(ratio=ratio, ci_low=low, ci_high=high, p_value=1.0,
+                            significant=False, verdict=stats.UNTESTED, alpha=float(alpha),
+                            min_factor=float(min_factor), design=design)
+
+
+def single_session_note(count: int, total: int) -> str:
+    """Why ``count`` of ``total`` benchmarks are untested (for the matrix's warnings)."""
+    return (f"{count} of {total} benchmark(s) compare one session a side: a ratio of two "
+            f"sessions includes their drift (a worker process alone carries a lasting offset "
+            f"of {_format.share(sequential.DEFAULT_PROCESS_SD, 1)} sd on the VM kbench "
+            "measured, and sessions drift more), so none is called significant (untested; "
+            "their CIs are of the rounds alone). To test a change, run `kbench ab` "
+            "(lockstep) or pool several sessions a side (`kbench ab --sessions`)")
+
+
 def compare_runs(
     runs: Sequence[Run],
     baseline: int = 0,
@@ -185,8 +268,7 @@ def compare_runs(
     """The benchmarks x runs matrix of ``runs`` against ``runs[baseline]``.
 
     Refuses (ComparisonError) runs whose benchmark sets or batch sizes differ,
-    naming the keys. Verdicts per cell follow
-    :func:`kbench.stats.compare_samples` on the per-round samples/s.
+    naming the keys. Verdicts per cell follow :func:`compare_records`.
     """
     runs = _check_runs(runs, baseline)
     check_alpha(alpha)
@@ -199,15 +281,19 @@ def compare_runs(
             samples = run.results[key].samples_per_s
             comparison = None
             if i != baseline:
-                comparison = stats.compare_samples(runs[baseline].results[key].samples_per_s,
-                                                   samples, alpha=alpha, min_factor=min_factor)
+                comparison = compare_records(runs[baseline].results[key], run.results[key],
+                                             alpha=alpha, min_factor=min_factor)
             cells[(key, i)] = Cell(key, i, stats.summarize(samples), comparison)
     geomean = tuple(
         None if i == baseline
         else stats.geometric_mean([cells[(k, i)].comparison.ratio for k in keys])
         for i in range(len(runs)))
     diffs = tuple(kfingerprint.diff(runs[baseline].fingerprint, run.fingerprint) for run in runs)
-    warnings = _round_warnings(runs, keys, alpha) + _setting_warnings(runs, baseline)
+    untested = [c for c in cells.values()
+                if c.comparison is not None and c.comparison.verdict == stats.UNTESTED]
+    warnings = (_round_warnings(runs, keys, alpha, cells) + _setting_warnings(runs, baseline)
+                + ([single_session_note(len({c.key for c in untested}), len(keys))]
+                   if untested else []))
     return Matrix(runs=runs, baseline=baseline, keys=keys, cells=cells, geomean=geomean,
                   fingerprint_diffs=diffs, warnings=tuple(warnings), alpha=float(alpha),
                   min_factor=float(min_factor))

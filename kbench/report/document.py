@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from kbench import _files, _format
+from kbench import _files, _format, stats
 from kbench import fingerprint as kfingerprint
 from kbench.record import LATENCY_QUANTILES
 from kbench.report import plots as figures
@@ -58,8 +58,11 @@ def _run_header(matrix, i: int, *, short: bool = False) -> str:
 def _comparison_settings(matrix) -> str:
     if not has_comparisons(matrix):
         return "No comparisons: a single run."
-    return (f"A change is significant when the Mann-Whitney p < {matrix.alpha:g} and the "
-            f"ratio of medians is beyond {matrix.min_factor:g}x either way.")
+    return (f"A change is significant when its p < {matrix.alpha:g} and the ratio is beyond "
+            f"{matrix.min_factor:g}x either way, tested only where the runs' design supports "
+            "it: Mann-Whitney on session medians (several sessions a side), or the paired "
+            "estimate of lockstep runs (kbench ab, worker offsets counted). One session a "
+            "side is untested: its ratio includes session drift.")
 
 
 def _runs_section(matrix) -> Section:
@@ -84,6 +87,8 @@ def _throughput_text(cell) -> Text:
 
 def _ratio_text(cell) -> Text:
     c = cell.comparison
+    if c.verdict == stats.UNTESTED:
+        return Text(f"{_format.ratio(c.ratio, c.ci_low, c.ci_high)} untested")
     text = f"{_format.ratio(c.ratio, c.ci_low, c.ci_high)} {c.verdict} (p={c.p_value:.2g})"
     return Text(text, c.verdict if c.significant else "")
 
@@ -103,7 +108,8 @@ def _ratio_section(matrix) -> Section:
     return Section(f"Ratio to the baseline run {matrix.baseline} (throughput, > 1 is faster)",
                    ("benchmark", *(_run_header(matrix, i, short=True) for i in others)),
                    (*rows, (Text("geometric mean"), *geomean)),
-                   ("Bold cells are significant changes.",), plot="ratios")
+                   ("Bold cells are significant changes; untested: one session a side (the "
+                    "ratio includes session drift).",), plot="ratios")
 
 
 def _latency_text(matrix, key: str, i: int) -> Text:
