@@ -33,6 +33,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import signal
 import select
 import subprocess
 import sys
@@ -129,7 +130,10 @@ class RemoteRun:
 
     def _kill(self) -> None:
         if self._proc is not None and self._proc.poll() is None:
-            self._proc.kill()
+            try:  # its whole process group: whatever the child started dies with it
+                os.killpg(self._proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                self._proc.kill()
             self._proc.wait()
         if self._stderr is not None:
             self._stderr.close()

@@ -122,7 +122,8 @@ def test_gate_fails_listing_the_benchmarks_slower_than_allowed(two_runs):
 def test_gate_of_single_runs_warns_that_it_cannot_see_session_drift(two_runs):
     base, same, _ = two_runs
     result = invoke("gate", "--baseline", base, "--candidate", same)
-    assert "one run a side" in result.stderr and "kbench ab" in result.stderr
+    assert "compare one session a side" in result.stderr and "kbench ab" in result.stderr
+    assert "9 of 20 single-session A/As" in result.stderr
 
 
 def test_gate_pools_repeated_runs_one_median_per_session(tmp_path):
@@ -139,7 +140,7 @@ def test_gate_pools_repeated_runs_one_median_per_session(tmp_path):
     pooled = invoke("gate", *args)
     assert pooled.exit_code == 0, pooled.output
     assert "baseline: medians of 5 run(s)" in pooled.stdout
-    assert "one run a side" not in pooled.stderr
+    assert "one session a side" not in pooled.stderr
 
 
 def test_gate_pools_both_sides_when_only_one_has_several_runs(tmp_path, two_runs):

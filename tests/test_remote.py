@@ -114,3 +114,33 @@ def test_a_child_that_does_not_answer_in_time_is_reported_and_killed(tmp_path):
         with run:
             pass
     assert run._proc.poll() is not None  # killed, not left behind
+
+
+def test_kill_stops_a_starting_child_from_another_thread_and_is_safe_before_it(tmp_path):
+    import threading
+
+    silent = tmp_path / "silent-python"
+    silent.write_text("#!/bin/sh\nsleep 60\n")
+    silent.chmod(0o755)
+    early = remote.RemoteRun(request(), python=str(silent))
+    early.kill()  # before __enter__: nothing to stop, and it never starts
+    with pytest.raises(remote.RemoteError, match="stopped while it started"):
+        early.__enter__()
+    assert early._proc.poll() is not None
+
+    run = remote.RemoteRun(request(), python=str(silent), start_timeout_s=30.0)
+    errors = []
+    thread = threading.Thread(target=lambda: _enter_expecting_failure(run, errors))
+    thread.start()
+    while run.pid is None:
+        threading.Event().wait(0.01)
+    run.kill()  # what kbench.lockstep_ab does to a start it abandons
+    thread.join(10.0)
+    assert not thread.is_alive() and errors and run._proc.poll() is not None
+
+
+def _enter_expecting_failure(run, errors):
+    try:
+        run.__enter__()
+    except remote.RemoteError as err:
+        errors.append(err)

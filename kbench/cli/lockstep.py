@@ -23,12 +23,13 @@ from kbench.workflows import WorkflowError, get_workflow
 # the project's fastest-deciding workflow (per-pair spread 0.15 here).
 DEFAULT_WORKFLOWS = ("mlp-sequential-fit-function-fp32",)
 # The per-workflow budget of pairs when --budget is not given, as typed: on this
-# 2-core VM 2 minutes held 479-492 MLP pairs, whose last-look (99.9%) CI was
-# +-0.7% wide.
+# 2-core VM 2 minutes held ~450 MLP pairs (4 workers a side), whose noise then
+# adds less to the CI than the workers' process offsets do (pair term sd 0.7%,
+# process term 1.4%), so a longer budget buys little.
 DEFAULT_BUDGET = "2m"
-# The default allowed slowdown, as typed: above the start-order bias measured
-# between two workers of one interpreter (0.8-3.3%, reports/README.md), which
-# a 3% threshold let through as a false FASTER on the CNN.
+# The default allowed slowdown, as typed: a "same" needs the whole CI within
+# +-max slowdown, and with 4 workers a side the last look's CI here is about
+# +-4% wide (reports/README.md), so at 3% an A/A can only end inconclusive.
 DEFAULT_MAX_SLOWDOWN = "5%"
 # The profile whose round settings the workers use (0.1 s rounds, lead, warm-up).
 WORKER_PROFILE = "default"

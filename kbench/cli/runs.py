@@ -11,21 +11,11 @@ import typer
 
 from kbench import _validate, ab, compare, results, stats
 from kbench.cli._common import (EXIT_REGRESSION, CliError, bad_input, check_option, console,
-                                gate, load_policy, load_runs, parse_fraction, say, warn)
+                                gate, load_policy, load_runs, parse_fraction, say)
 from kbench.cli._options import (DEFAULT_MAX_SLOWDOWN, DEFAULT_MIN_CHANGE, AlphaOption,
                                  BaselineIndex, LatestOption, MinChangeOption, RunsArgument,
                                  StoreOption, min_factor)
 from kbench.cli._tables import print_gate, print_matrix
-
-# Said when a gate compares one session with one session. Measured on the
-# project's 2-core VM: 20 single-session A/A comparisons (same code, same TF,
-# separate sessions, 7 rounds each, 10% factor) flagged 9 as slower, while
-# the same sessions pooled by session (kbench ab, 5 pairs) flagged none.
-SINGLE_SESSION_WARNING = (
-    "one run a side: the test sees the spread of rounds within each session, not the "
-    "drift between sessions (on a shared 2-core VM, 9 of 20 A/A single-session "
-    "comparisons were flagged); repeat --baseline/--candidate with >= 5 runs a side, "
-    "or use kbench ab")
 
 # Where `kbench export --format tensorboard` writes unless told (next to the reports).
 TENSORBOARD_DIR = "reports/tensorboard"
@@ -113,9 +103,7 @@ def gate_command(
     base_run, cand_run = _read_sides(baseline, candidate)
     outcome = gate(base_run, cand_run, max_slowdown=allowed, policy=load_policy(policy),
                    alpha=alpha)
-    print_gate(console(), outcome)
-    if len(baseline) == len(candidate) == 1:
-        warn(SINGLE_SESSION_WARNING)
+    print_gate(console(), outcome)  # one run a side: the matrix's warnings say what it means
     raise typer.Exit(outcome.exit_code)
 
 
