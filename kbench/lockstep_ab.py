@@ -259,9 +259,9 @@ def run_workflow(spec: WorkflowSpec, baseline: Side, candidate: Side, profile: P
 
     First an untimed precursor worker (the baseline's interpreter) starts and
     calibrates the round's steps: on this VM the first worker a conductor
-    started ran 1.5-2% slower than the ones after it, for its whole life (A/As
-    with the first-started side slower 4 times in 4, and not once after a
-    precursor; reports/README.md). Then each side starts ``design.workers``
+    started ran 0.3-3.6% slower than the second, for its whole life (4 A/As of
+    4), and after a precursor the second/first ratio read 0.974, 1.009 and
+    1.002 (reports/README.md). Then each side starts ``design.workers``
     workers, all running the precursor's steps a round (a round's fixed cost
     would otherwise favour the side with more steps), in the balanced order of
     :func:`start_order` from a side drawn at random. Lane j pairs the sides'
