@@ -140,10 +140,14 @@ class RemoteRun:
             self._stderr = None
 
     def _stderr_tail(self) -> str:
-        if self._stderr is None:
+        stderr = self._stderr
+        if stderr is None:
             return ""
-        self._stderr.seek(0)
-        lines = self._stderr.read().splitlines()[-STDERR_TAIL_LINES:]
+        try:
+            stderr.seek(0)
+            lines = stderr.read().splitlines()[-STDERR_TAIL_LINES:]
+        except (ValueError, OSError):  # closed by a kill() from another thread
+            return ""
         return "\n".join(lines)
 
     def _fail(self, what: str) -> RemoteError:

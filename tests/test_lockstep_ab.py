@@ -324,6 +324,7 @@ def test_an_interpreter_that_cannot_import_kbench_is_named_with_its_side(tmp_pat
     lockstep_ab.check_worker_python(Side(BASELINE, sys.executable))  # this one can
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not os.path.isdir("/proc"), reason="counts worker processes in /proc")
 def test_a_real_a_a_runs_pairs_between_two_workers_and_leaves_none_behind():
     """Real worker processes (this interpreter on both sides: a precursor, one worker a
@@ -338,6 +339,7 @@ def test_a_real_a_a_runs_pairs_between_two_workers_and_leaves_none_behind():
     assert _workers_alive() == []
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not os.path.isdir("/proc"), reason="counts worker processes in /proc")
 def test_ctrl_c_during_the_pairs_stops_both_real_workers():
     def interrupt(pairs, test, elapsed):
