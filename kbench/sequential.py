@@ -26,7 +26,7 @@ A CI is built from two parts. The rounds' noise: the pairs' spread over their
 number (each pair is two adjacent rounds, so the machine's drift between pairs
 cancels within each). And the workers' own speeds: two processes of one
 interpreter running one workflow differ by a per-process offset that lasts
-their whole life (the sd of that offset, ``process_sd``, is 1.3% on this VM:
+their whole life (the sd of that offset, ``process_sd``, is 2.0% on this VM:
 ``DEFAULT_PROCESS_SD``), which no number of pairs averages away. So each side
 runs ``workers`` processes (lanes: lane j pairs the sides' j-th workers), and
 the variance of the mean log ratio is ``pair_var / pairs + 2 * process_sd**2
