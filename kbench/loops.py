@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable, Sequence
 import keras
 import tensorflow as tf
 
+from kbench.data.pipelines import ArrayInput
 from kbench.workflows import VariantUnavailableError, WorkflowSpec
 
 
@@ -33,9 +34,22 @@ class TrainingError(RuntimeError):
     """Training could not run as the spec asked."""
 
 
-def make_loss() -> keras.losses.Loss:
-    """The loss every workflow minimises: cross-entropy on integer labels and logits."""
-    return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+# The cross-entropy for each labels kind, and the accuracy that reads those labels.
+_LOSSES = {"sparse": keras.losses.SparseCategoricalCrossentropy,
+           "onehot": keras.losses.CategoricalCrossentropy}
+_ACCURACIES = {"sparse": keras.metrics.SparseCategoricalAccuracy,
+               "onehot": keras.metrics.CategoricalAccuracy}
+
+
+def make_loss(spec: WorkflowSpec | None = None) -> keras.losses.Loss:
+    """The loss a workflow minimises: cross-entropy on its labels (sparse integers or
+    one-hot) and its model's output (``from_logits`` unless the model ends in softmax).
+
+    Args:
+        spec: the workflow; None for the default one (sparse labels, logits).
+    """
+    spec = spec or WorkflowSpec()
+    return _LOSSES[spec.labels](from_logits=spec.output == "logits")
 
 
 def _to_floats(logs) -> dict[str, float]:
@@ -45,9 +59,10 @@ def _to_floats(logs) -> dict[str, float]:
 class FitLoop:
     """Training through Keras ``model.fit`` and ``model.evaluate``."""
 
-    def __init__(self, model: keras.Model, execution: str, steps_per_execution: int = 1):
+    def __init__(self, model: keras.Model, execution: str, steps_per_execution: int = 1,
+                 spec: WorkflowSpec | None = None):
         """Wrap a compiled model; ``execution`` and ``steps_per_execution`` were fixed by
-        ``compile``.
+        ``compile``, and so were the loss and metrics of ``spec`` (unused here).
 
         Raises:
             VariantUnavailableError: Keras silently fell back from XLA (it does
@@ -68,15 +83,28 @@ class FitLoop:
     def run(self, train_data, *, epochs: int, steps_per_epoch: int | None = None,
             validation_data=None, callbacks: Sequence[keras.callbacks.Callback] = (),
             initial_epoch: int = 0):
+        """``fit`` on a tf.data pipeline (which shuffles, seeded: fit cannot shuffle one)
+        or on an :class:`~kbench.data.pipelines.ArrayInput` (fit batches and shuffles it)."""
+        if isinstance(validation_data, ArrayInput):
+            validation_data = (validation_data.x, validation_data.y)
         history = self.model.fit(
-            train_data, epochs=epochs, steps_per_epoch=steps_per_epoch, initial_epoch=initial_epoch,
-            validation_data=validation_data, callbacks=list(callbacks), verbose=0,
-            shuffle=False,  # the pipeline shuffles (seeded); fit cannot shuffle a tf.data input
+            **_fit_input(train_data), epochs=epochs, steps_per_epoch=steps_per_epoch,
+            initial_epoch=initial_epoch, validation_data=validation_data,
+            callbacks=list(callbacks), verbose=0,
         )
         return {k: [float(v) for v in vs] for k, vs in history.history.items()}
 
     def evaluate(self, data) -> dict[str, float]:
-        return _to_floats(self.model.evaluate(data, return_dict=True, verbose=0))
+        inputs = _fit_input(data)
+        inputs.pop("shuffle")
+        return _to_floats(self.model.evaluate(**inputs, return_dict=True, verbose=0))
+
+
+def _fit_input(data) -> dict:
+    """The arguments that hand ``data`` (a dataset or an ArrayInput) to fit / evaluate."""
+    if isinstance(data, ArrayInput):
+        return {"x": data.x, "y": data.y, "batch_size": data.batch_size, "shuffle": data.shuffle}
+    return {"x": data, "shuffle": False}
 
 
 def _eager(fn: Callable) -> Callable:
@@ -112,12 +140,13 @@ class _Metrics:
     """Batch-size-weighted mean loss and accuracy, as ``fit`` reports them.
 
     Updated on every replica; Keras metric variables aggregate by sum across
-    replicas, so the result is over the global batch.
+    replicas, so the result is over the global batch. ``labels`` is the
+    spec's: the accuracy reads integer or one-hot labels.
     """
 
-    def __init__(self):
+    def __init__(self, labels: str = "sparse"):
         self.loss = keras.metrics.Mean(name="loss")
-        self.accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+        self.accuracy = _ACCURACIES[labels](name="accuracy")
 
     def reset(self) -> None:
         self.loss.reset_state()
@@ -137,15 +166,18 @@ class CustomLoop:
     It runs under the strategy the model was built in (``model.distribute_strategy``).
     """
 
-    def __init__(self, model: keras.Model, execution: str, steps_per_execution: int = 1):
+    def __init__(self, model: keras.Model, execution: str, steps_per_execution: int = 1,
+                 spec: WorkflowSpec | None = None):
+        """``spec`` gives the loss and the labels' accuracy (None: the defaults')."""
         self.model = model
         self.strategy = model.distribute_strategy
         self.steps_per_execution = steps_per_execution
-        self.per_example_loss = make_loss()
+        self.per_example_loss = make_loss(spec)
         self.per_example_loss.reduction = None
+        labels = (spec or WorkflowSpec()).labels
         with self.strategy.scope():  # metric variables sum over every replica when read
-            self.train_metrics = _Metrics()
-            self.eval_metrics = _Metrics()
+            self.train_metrics = _Metrics(labels)
+            self.eval_metrics = _Metrics(labels)
         # Build optimizer state before tracing: an unbuilt LossScaleOptimizer
         # would bake its initial scale into the graph as a constant. Only if
         # unbuilt: LossScaleOptimizer.build() re-creates its loss scale and
@@ -254,6 +286,9 @@ class CustomLoop:
                                                           tf.constant(n))
 
     def evaluate(self, data) -> dict[str, float]:
+        if isinstance(data, ArrayInput):
+            raise TrainingError("the custom loop reads a tf.data dataset, got NumPy arrays "
+                                "(input_kind='numpy' is for loop='fit')")
         self.eval_metrics.reset()
         logs = None
         for x, y in _distribute(data, self.strategy):
@@ -327,4 +362,4 @@ LOOPS: dict[str, type] = {"fit": FitLoop, "custom": CustomLoop}
 
 def make_loop(model: keras.Model, spec: WorkflowSpec) -> FitLoop | CustomLoop:
     """The spec's loop around an already compiled ``model``."""
-    return LOOPS[spec.loop](model, spec.execution, spec.steps_per_execution)
+    return LOOPS[spec.loop](model, spec.execution, spec.steps_per_execution, spec)

@@ -15,10 +15,11 @@ import keras
 
 from kbench._validate import check_choice, check_int, check_number, is_int
 from kbench.data import IMAGE_CHANNELS, IMAGE_SHAPE, NUM_CLASSES
-from kbench.workflows import FAMILIES, STYLES
+from kbench.workflows import FAMILIES, OUTPUTS, STYLES
 
 DEFAULT_DROPOUT = 0.2
 DEFAULT_HIDDEN_UNITS = 128
+DEFAULT_OUTPUT = "logits"
 # A classifier needs at least two classes; a Dense layer at least one unit.
 MIN_NUM_CLASSES = 2
 MIN_HIDDEN_UNITS = 1
@@ -68,12 +69,38 @@ def _resolve_input_shape(family: str, input_shape) -> tuple[int, ...]:
     return tuple(int(dim) for dim in input_shape)
 
 
-def _check_hparams(family, num_classes, dropout, hidden_units, input_shape) -> tuple[int, ...]:
+def hidden_widths(hidden_units) -> tuple[int, ...]:
+    """The hidden Dense layers' widths: an int is one layer, a sequence one layer per item.
+
+    Raises:
+        ValueError: quoting ``hidden_units`` unless it is a positive int or a
+            non-empty sequence of them.
+    """
+    if is_int(hidden_units):
+        widths = (hidden_units,)
+    elif isinstance(hidden_units, Sequence) and not isinstance(hidden_units, (str, bytes)):
+        widths = tuple(hidden_units)
+        if not widths:
+            raise ValueError(f"hidden_units must name at least one layer, got {hidden_units!r}")
+    else:
+        raise ValueError(f"hidden_units must be a positive int or a sequence of them, "
+                         f"got {hidden_units!r}")
+    for width in widths:
+        if not is_int(width) or width < MIN_HIDDEN_UNITS:
+            where = "" if len(widths) == 1 and is_int(hidden_units) else f" in {hidden_units!r}"
+            raise ValueError(f"hidden_units must be a positive int, got {width!r}{where}")
+    # Keras layers reject NumPy integers (e.g. Dense(units=np.int32(8))).
+    return tuple(int(width) for width in widths)
+
+
+def _check_hparams(family, num_classes, dropout, hidden_units, input_shape,
+                   output=DEFAULT_OUTPUT) -> tuple[int, ...]:
     """Validate the model hyper-parameters and return the resolved input shape."""
     check_choice("family", family, FAMILIES)
     check_int("num_classes", num_classes, minimum=MIN_NUM_CLASSES)
     check_number("dropout", dropout, low=0, high=1, high_open=True)
-    check_int("hidden_units", hidden_units, minimum=MIN_HIDDEN_UNITS)
+    hidden_widths(hidden_units)
+    check_choice("output", output, OUTPUTS)
     return _resolve_input_shape(family, input_shape)
 
 
@@ -88,24 +115,45 @@ def needs_channel_axis(family: str) -> bool:
     return len(input_shape_for(family)) == 3
 
 
-def _head_layers(hidden_units: int, dropout: float, num_classes: int, dtype) -> list:
-    """Return the classifier head shared by both families: dense, dropout, logits."""
-    return [
-        keras.layers.Dense(hidden_units, activation="relu", name="dense_hidden", dtype=dtype),
-        keras.layers.Dropout(dropout, name="dropout", dtype=dtype),
-        keras.layers.Dense(num_classes, name="logits", dtype=LOGITS_DTYPE),
-    ]
+# The output layer: logits (the loss applies the softmax, as the TensorFlow
+# tutorials' `from_logits=True`), or the softmax itself (the tutorials that
+# end in Dense(10, activation="softmax")). Float32 either way.
+_OUTPUT_LAYERS = {
+    "logits": lambda num_classes: keras.layers.Dense(num_classes, name="logits",
+                                                     dtype=LOGITS_DTYPE),
+    "softmax": lambda num_classes: keras.layers.Dense(num_classes, activation="softmax",
+                                                      name="softmax", dtype=LOGITS_DTYPE),
+}
 
 
-def _mlp_layers(hidden_units: int, dropout: float, num_classes: int, dtype) -> list:
+def _head_layers(hidden: tuple[int, ...], dropout: float, num_classes: int, output: str,
+                 dtype) -> list:
+    """Return the classifier head shared by both families: the hidden Dense layers with
+    Dropout after the first (the tutorials' Dense 128 -> Dropout -> Dense 64), then the output.
+
+    The first hidden layer keeps the name ``dense_hidden`` (one hidden layer
+    is the default model); the others are ``dense_hidden_2``, ...
+    """
+    layers = []
+    for index, width in enumerate(hidden, start=1):
+        name = "dense_hidden" if index == 1 else f"dense_hidden_{index}"
+        layers.append(keras.layers.Dense(width, activation="relu", name=name, dtype=dtype))
+        if index == 1:
+            layers.append(keras.layers.Dropout(dropout, name="dropout", dtype=dtype))
+    return [*layers, _OUTPUT_LAYERS[output](num_classes)]
+
+
+def _mlp_layers(hidden: tuple[int, ...], dropout: float, num_classes: int, output: str,
+                dtype) -> list:
     """Return fresh mlp layers: flatten, then the shared head."""
     return [
         keras.layers.Flatten(name="flatten", dtype=dtype),
-        *_head_layers(hidden_units, dropout, num_classes, dtype),
+        *_head_layers(hidden, dropout, num_classes, output, dtype),
     ]
 
 
-def _cnn_layers(hidden_units: int, dropout: float, num_classes: int, dtype) -> list:
+def _cnn_layers(hidden: tuple[int, ...], dropout: float, num_classes: int, output: str,
+                dtype) -> list:
     """Return fresh cnn layers: conv/pool stack, flatten, then the shared head."""
     layers = []
     for index, filters in enumerate(CNN_FILTERS, start=1):
@@ -119,7 +167,7 @@ def _cnn_layers(hidden_units: int, dropout: float, num_classes: int, dtype) -> l
             )
         )
     layers.append(keras.layers.Flatten(name="flatten", dtype=dtype))
-    return layers + _head_layers(hidden_units, dropout, num_classes, dtype)
+    return layers + _head_layers(hidden, dropout, num_classes, output, dtype)
 
 
 _LAYER_FACTORIES: dict[str, Callable[..., list]] = {
@@ -133,26 +181,27 @@ def family_layers(
     *,
     num_classes: int = NUM_CLASSES,
     dropout: float = DEFAULT_DROPOUT,
-    hidden_units: int = DEFAULT_HIDDEN_UNITS,
+    hidden_units: int | Sequence[int] = DEFAULT_HIDDEN_UNITS,
+    output: str = DEFAULT_OUTPUT,
     dtype=None,
 ) -> list:
     """Return a fresh, unbuilt list of the layers that make up ``family``.
 
     Args:
         family: one of FAMILIES.
-        num_classes: width of the logits layer.
-        dropout: rate of the Dropout layer before the logits.
-        hidden_units: width of the hidden Dense layer.
-        dtype: dtype policy for every layer but the logits (which is always
+        num_classes: width of the output layer.
+        dropout: rate of the Dropout layer after the first hidden Dense layer.
+        hidden_units: width of the hidden Dense layer, or one width per hidden layer.
+        output: ``logits`` or ``softmax`` (one of OUTPUTS).
+        dtype: dtype policy for every layer but the output (which is always
             float32); None means the global policy.
 
     Returns:
         A list of new Keras layers, in call order.
     """
-    _check_hparams(family, num_classes, dropout, hidden_units, None)
-    # Keras layers reject NumPy integers (e.g. Dense(units=np.int32(8))).
+    _check_hparams(family, num_classes, dropout, hidden_units, None, output)
     factory = _LAYER_FACTORIES[family]
-    return factory(int(hidden_units), float(dropout), int(num_classes), dtype)
+    return factory(hidden_widths(hidden_units), float(dropout), int(num_classes), output, dtype)
 
 
 @keras.saving.register_keras_serializable(package="kbench")
@@ -164,19 +213,24 @@ class KBenchModel(keras.Model):
         family: str,
         num_classes: int = NUM_CLASSES,
         dropout: float = DEFAULT_DROPOUT,
-        hidden_units: int = DEFAULT_HIDDEN_UNITS,
+        hidden_units: int | Sequence[int] = DEFAULT_HIDDEN_UNITS,
         input_shape=None,
+        output: str = DEFAULT_OUTPUT,
         **kwargs,
     ):
         """Create the model's layers; ``kwargs`` (name, dtype, ...) go to keras.Model."""
-        resolved_shape = _check_hparams(family, num_classes, dropout, hidden_units, input_shape)
+        resolved_shape = _check_hparams(family, num_classes, dropout, hidden_units, input_shape,
+                                        output)
         super().__init__(**kwargs)
         # Plain Python numbers, so that get_config() is JSON-serialisable
         # even when the caller passed NumPy scalars.
         self.family = family
         self.num_classes = int(num_classes)
         self.dropout = float(dropout)
-        self.hidden_units = int(hidden_units)
+        # An int for one hidden layer (as saved before several were possible).
+        widths = hidden_widths(hidden_units)
+        self.hidden_units = widths[0] if len(widths) == 1 else list(widths)
+        self.output_kind = output
         self.image_shape = resolved_shape
         # Hand the model's own policy to its layers so that a model saved under
         # a mixed policy reloads mixed, whatever the global policy is then.
@@ -185,6 +239,7 @@ class KBenchModel(keras.Model):
             num_classes=num_classes,
             dropout=dropout,
             hidden_units=hidden_units,
+            output=output,
             dtype=self.dtype_policy,
         )
 
@@ -212,6 +267,7 @@ class KBenchModel(keras.Model):
             "dropout": self.dropout,
             "hidden_units": self.hidden_units,
             "input_shape": list(self.image_shape),
+            "output": self.output_kind,
         }
 
 
@@ -257,7 +313,8 @@ def build_model(
     num_classes: int = NUM_CLASSES,
     dropout: float = DEFAULT_DROPOUT,
     input_shape=None,
-    hidden_units: int = DEFAULT_HIDDEN_UNITS,
+    hidden_units: int | Sequence[int] = DEFAULT_HIDDEN_UNITS,
+    output: str = DEFAULT_OUTPUT,
     name: str | None = None,
 ) -> keras.Model:
     """Build ``family`` in ``style``; the model is built, so its weights exist.
@@ -269,17 +326,19 @@ def build_model(
         dropout: Dropout rate before the logits, in [0, 1).
         input_shape: per-example shape without the batch axis; None for the
             family default (see input_shape_for). mlp takes 2-D or 3-D, cnn 3-D.
-        hidden_units: width of the hidden Dense layer.
+        hidden_units: width of the hidden Dense layer, or one width per hidden
+            layer (Dropout follows the first).
+        output: ``logits`` (default) or ``softmax`` probabilities (OUTPUTS).
         name: model name; defaults to "<family>_<style>".
 
     Returns:
-        A built keras.Model whose logits are float32 under any dtype policy.
+        A built keras.Model whose outputs are float32 under any dtype policy.
 
     Raises:
         ValueError: on an unknown family or style or a bad hyper-parameter.
     """
     check_choice("style", style, STYLES)
-    shape = _check_hparams(family, num_classes, dropout, hidden_units, input_shape)
+    shape = _check_hparams(family, num_classes, dropout, hidden_units, input_shape, output)
     return _BUILDERS[style](
         family,
         shape,
@@ -287,6 +346,7 @@ def build_model(
         num_classes=num_classes,
         dropout=dropout,
         hidden_units=hidden_units,
+        output=output,
     )
 
 

@@ -27,15 +27,19 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 
 import keras
 import tensorflow as tf
 
+from kbench import callbacks as kcallbacks
 from kbench import data as kdata
 from kbench import distribute, fingerprint, models
 from kbench import workflows
+from kbench.data.pipelines import make_array_input, validation_holdout
 from kbench.loops import CustomLoop, FitLoop, make_loop, make_loss
 from kbench.workflows import WorkflowSpec
 
@@ -111,10 +115,11 @@ def build_compiled_model(spec: WorkflowSpec, model: keras.Model | None = None,
     strategy = strategy or distribute.make_strategy(spec)
     with precision_policy(spec.precision), strategy.scope():
         if model is None:
-            model = models.build_model(spec.family, spec.style)
+            model = models.build_model(spec.family, spec.style, hidden_units=spec.hidden_units,
+                                       dropout=spec.dropout, output=spec.output)
         model.compile(
             optimizer=make_optimizer(spec),
-            loss=make_loss(),
+            loss=make_loss(spec),
             metrics=["accuracy"],
             run_eagerly=spec.execution == "eager",
             jit_compile=spec.execution == "xla",
@@ -124,17 +129,58 @@ def build_compiled_model(spec: WorkflowSpec, model: keras.Model | None = None,
 
 
 def pipeline_options(spec: WorkflowSpec, **overrides) -> kdata.PipelineOptions:
-    """The tutorials' input pipeline for a spec: cache, seeded shuffle, batch, prefetch."""
+    """The tutorials' input for a spec: for ``tfdata``, a pipeline that caches, shuffles
+    (seeded), batches and prefetches; for ``numpy``, arrays fit batches and shuffles.
+    Labels are one-hot when the spec's are."""
     settings = {
         "batch_size": spec.batch_size,
         "channel_axis": models.needs_channel_axis(spec.family),
         "shuffle": True,
         "shuffle_seed": spec.seed,
-        "cache": True,
-        "prefetch": kdata.AUTOTUNE,
+        "one_hot": spec.labels == "onehot",
     }
+    if spec.input_kind == "tfdata":
+        settings.update(cache=spec.cache, shuffle_buffer=spec.shuffle_buffer,
+                        prefetch=kdata.AUTOTUNE)
     settings.update(overrides)
     return kdata.PipelineOptions(**settings)
+
+
+@dataclasses.dataclass(frozen=True)
+class Inputs:
+    """What one run trains, validates and tests on, in the spec's input kind.
+
+    Attributes:
+        train: the training input (a tf.data pipeline or an ArrayInput).
+        validation: what the run validates on after each epoch: the held-out
+            end of the training split when the spec has a ``validation_split``,
+            else the test split.
+        test: the test split, evaluated after training.
+        examples: training examples in one epoch.
+    """
+
+    train: object
+    validation: object
+    test: object
+    examples: int
+
+
+def make_inputs(spec: WorkflowSpec, dataset: kdata.Dataset,
+                options: kdata.PipelineOptions) -> Inputs:
+    """The spec's inputs over ``dataset``: a pipeline per split or arrays for fit, and the
+    validation split held out as ``fit(validation_split=)`` holds it out."""
+    make = make_array_input if spec.input_kind == "numpy" else kdata.make_pipeline
+    unshuffled = dataclasses.replace(options, shuffle=False)
+    x_train, y_train = dataset.x_train, dataset.y_train
+    test = make(dataset.x_test, dataset.y_test, unshuffled, split="test")
+    if spec.validation_split:
+        x_train, y_train, x_val, y_val = validation_holdout(x_train, y_train,
+                                                            spec.validation_split)
+        validation = make(x_val, y_val, unshuffled, split="validation")
+    else:
+        validation = test
+    return Inputs(train=make(x_train, y_train, options, split="train"), validation=validation,
+                  test=test, examples=len(x_train))
 
 
 # --------------------------------------------------------------------------- the seam
@@ -292,35 +338,47 @@ def train(spec: WorkflowSpec, *, dataset: kdata.Dataset | None = None,
           callbacks: Sequence[keras.callbacks.Callback] = (), validation: bool = True,
           allow_known_issue: bool = False,
           pipeline: kdata.PipelineOptions | None = None, model: keras.Model | None = None,
+          output_dir: str | os.PathLike | None = None,
           timer: Callable[[], float] = time.perf_counter) -> TrainResult:
     """Train the spec's model on its dataset and evaluate it on the test split.
 
     Args:
         spec: the workflow to run.
         dataset: data to use instead of loading ``spec.dataset``.
-        callbacks: Keras callbacks, honoured by both loops.
-        validation: evaluate on the test split after every epoch (``val_*``).
+        callbacks: Keras callbacks, honoured by both loops, run before the
+            spec's own (``spec.callbacks``, built by :mod:`kbench.callbacks`).
+        validation: evaluate after every epoch (``val_*``) on the spec's
+            validation split, or on the test split when it has none.
         allow_known_issue: run a spec that hits a known upstream bug anyway.
-        pipeline: input pipeline options instead of :func:`pipeline_options`.
+        pipeline: input options instead of :func:`pipeline_options`.
         model: a model to train instead of building the spec's (see :func:`prepare`).
+        output_dir: where the spec's callbacks write checkpoints and logs;
+            None: a temporary folder, removed after the run.
         timer: clock for ``wall_time_s``.
 
     Raises:
         UpstreamBugError: the spec hits a known bug and ``allow_known_issue`` is False.
+        WorkflowError: the spec's callbacks watch validation metrics and
+            ``validation`` is False.
     """
     _check_dataset(dataset)
+    kcallbacks.check_callbacks(spec, validation=validation)  # refuse before building
     engine = prepare(spec, model=model, allow_known_issue=allow_known_issue)
     if dataset is None:
         dataset = kdata.load_dataset(spec.dataset, seed=spec.seed)
     options = pipeline or pipeline_options(spec)
-    counter = RunCounter(len(dataset.x_train), options)
-    with engine.settings():
-        train_ds, test_ds = kdata.make_splits(dataset, options)
+    with contextlib.ExitStack() as stack, engine.settings():
+        if output_dir is None and kcallbacks.needs_output_dir(spec):
+            output_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="kbench-run-"))
+        inputs = make_inputs(spec, dataset, options)
+        counter = RunCounter(inputs.examples, options)
+        spec_callbacks = kcallbacks.make_callbacks(spec, output_dir, validation=validation)
         start = timer()
-        history = engine.loop.run(train_ds, epochs=spec.epochs, callbacks=[*callbacks, counter],
-                                  validation_data=test_ds if validation else None)
+        history = engine.loop.run(inputs.train, epochs=spec.epochs,
+                                  callbacks=[*callbacks, *spec_callbacks, counter],
+                                  validation_data=inputs.validation if validation else None)
         wall_time_s = timer() - start
         # Where the loop started: a callback (BackupAndRestore) may have moved it on.
         resumed_from = int(getattr(engine.model, "_initial_epoch", None) or 0)
-        return engine.result(counter, history, test_ds, wall_time_s=wall_time_s,
+        return engine.result(counter, history, inputs.test, wall_time_s=wall_time_s,
                              resumed_from=resumed_from)

@@ -36,6 +36,17 @@ DATASETS = ("mnist_5k", "mnist", "fashion_mnist", "synthetic")
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 # tf.distribute strategies, built by kbench.distribute.make_strategy.
 STRATEGIES = ("default", "mirrored", "multi_worker_mirrored")
+# What fit is given: a tf.data pipeline, or NumPy arrays (fit batches and
+# shuffles them itself), as the tutorials do about equally often.
+INPUT_KINDS = ("tfdata", "numpy")
+# Integer labels with sparse categorical cross-entropy, or one-hot labels with
+# categorical cross-entropy.
+LABELS = ("sparse", "onehot")
+# The model's last layer: logits (the loss has from_logits=True) or softmax.
+OUTPUTS = ("logits", "softmax")
+# Keras callbacks a workflow trains with, by name (built by kbench.callbacks).
+CALLBACKS = ("checkpoint", "early_stopping", "reduce_lr", "tensorboard",
+             "tensorboard_histograms")
 
 PRECISION_TAGS = MappingProxyType(
     {"float32": "fp32", "mixed_float16": "fp16", "mixed_bfloat16": "bf16"}
@@ -55,8 +66,14 @@ _CHOICES = MappingProxyType(
         "dataset": DATASETS,
         "optimizer": OPTIMIZERS,
         "strategy": STRATEGIES,
+        "input_kind": INPUT_KINDS,
+        "labels": LABELS,
+        "output": OUTPUTS,
     }
 )
+
+# Tuple fields: JSON gives them back as lists (from_dict turns them into tuples).
+_TUPLE_FIELDS = ("hidden_units", "callbacks")
 
 
 class WorkflowError(ValueError):
@@ -108,6 +125,26 @@ class WorkflowSpec:
             train function (Keras's compile argument for ``fit``; N steps in
             one ``tf.function`` for the custom loop). Callbacks see one batch
             per execution, as in ``fit``.
+        input_kind: ``tfdata`` (a tf.data pipeline, kbench.data.make_pipeline)
+            or ``numpy`` (arrays handed to ``fit``, which batches and shuffles
+            them; ``fit`` only: a GradientTape loop iterates a dataset).
+        labels: ``sparse`` (integer labels, sparse categorical cross-entropy)
+            or ``onehot`` (one-hot labels, categorical cross-entropy).
+        output: the model's last layer, ``logits`` or ``softmax``; the loss
+            takes ``from_logits`` to match.
+        hidden_units: the hidden Dense layers' widths (Dropout follows the first).
+        dropout: the Dropout rate, in [0, 1).
+        validation_split: the share of the training split held out, from its
+            end and before shuffling as ``fit(validation_split=)`` does, to
+            validate on after each epoch (0: validate on the test split).
+        callbacks: Keras callbacks trained with, by name (``CALLBACKS``; see
+            kbench.callbacks for their settings, which are the tutorials').
+        cache: ``tfdata``: cache the preprocessed split in memory (the
+            reference workflows do; the tutorials' MNIST pipeline does not).
+        shuffle_buffer: ``tfdata``: the shuffle buffer's size (None: the
+            whole split, a perfect shuffle).
+        preset: the named workflow (``TUTORIAL_WORKFLOWS``) this spec is,
+            which is then its name; None for a spec named by its fields.
     """
 
     family: str = "mlp"
@@ -125,6 +162,16 @@ class WorkflowSpec:
     strategy: str = "default"
     replicas: int | None = None
     steps_per_execution: int = 1
+    input_kind: str = "tfdata"
+    labels: str = "sparse"
+    output: str = "logits"
+    hidden_units: tuple[int, ...] = (128,)
+    dropout: float = 0.2
+    validation_split: float = 0.0
+    callbacks: tuple[str, ...] = ()
+    cache: bool = True
+    shuffle_buffer: int | None = None
+    preset: str | None = None
 
     def __post_init__(self) -> None:
         for field, choices in _CHOICES.items():
@@ -138,6 +185,51 @@ class WorkflowSpec:
         self._check_replicas()
         _validate.check_number("learning_rate", self.learning_rate, low=0, low_open=True,
                                error=WorkflowError)
+        self._check_head()
+        self._check_callbacks()
+        self._check_input()
+        if self.preset is not None:
+            _validate.check_str("preset", self.preset, error=WorkflowError)
+
+    def _check_input(self) -> None:
+        _validate.check_bool("cache", self.cache, error=WorkflowError)
+        if self.shuffle_buffer is not None:
+            _validate.check_positive_int("shuffle_buffer", self.shuffle_buffer,
+                                         error=WorkflowError)
+        if self.input_kind != "numpy":
+            return
+        if self.loop != "fit":
+            raise WorkflowError(f"input_kind='numpy' hands arrays to model.fit, so it needs "
+                                f"loop='fit', got loop={self.loop!r}; the custom loop reads "
+                                "input_kind='tfdata'")
+        if self.shuffle_buffer is not None:
+            raise WorkflowError(f"fit shuffles NumPy input whole: shuffle_buffer="
+                                f"{self.shuffle_buffer!r} needs input_kind='tfdata'")
+
+    def _check_head(self) -> None:
+        hidden = self.hidden_units
+        if (not isinstance(hidden, tuple) or not hidden
+                or not all(_validate.is_int(w) and w >= 1 for w in hidden)):
+            raise WorkflowError(f"hidden_units must be a non-empty tuple of positive ints, "
+                                f"got {hidden!r}")
+        _validate.check_number("dropout", self.dropout, low=0, high=1, high_open=True,
+                               error=WorkflowError)
+        _validate.check_number("validation_split", self.validation_split, low=0, high=1,
+                               high_open=True, error=WorkflowError)
+
+    def _check_callbacks(self) -> None:
+        if not isinstance(self.callbacks, tuple):
+            raise WorkflowError(f"callbacks must be a tuple of names from {CALLBACKS}, "
+                                f"got {self.callbacks!r}")
+        for name in self.callbacks:
+            _validate.check_choice("callback", name, CALLBACKS, error=WorkflowError)
+        repeated = sorted({name for name in self.callbacks if self.callbacks.count(name) > 1})
+        if repeated:
+            raise WorkflowError(f"callbacks {repeated} are named more than once in "
+                                f"{self.callbacks!r}")
+        if {"tensorboard", "tensorboard_histograms"} <= set(self.callbacks):
+            raise WorkflowError(f"callbacks {self.callbacks!r} name two TensorBoard loggers "
+                                "writing one log folder; keep one")
 
     def _check_replicas(self) -> None:
         if self.replicas is None:
@@ -152,7 +244,9 @@ class WorkflowSpec:
 
     @property
     def name(self) -> str:
-        """The workflow's name under the documented naming scheme."""
+        """The workflow's name: its preset's, or the documented naming scheme's."""
+        if self.preset is not None:
+            return self.preset
         parts = [getattr(self, f) for f in NAME_FIELDS[:-1]]
         return "-".join([*parts, PRECISION_TAGS[self.precision]])
 
@@ -176,7 +270,8 @@ class WorkflowSpec:
     def from_dict(cls, fields: Mapping) -> "WorkflowSpec":
         """The spec :meth:`to_dict` wrote; fields it lacks take their defaults.
 
-        Older records lack fields added since (``strategy``, ``replicas``); a
+        Older records lack fields added since (``strategy``, ``replicas``, the
+        tutorials' ``input_kind`` ... ``callbacks``); a
         ``name`` that disagrees with the fields, or an unknown field, is refused.
 
         Raises:
@@ -188,6 +283,9 @@ class WorkflowSpec:
         unknown = sorted(set(values) - {f.name for f in dataclasses.fields(cls)})
         if unknown:
             raise WorkflowError(f"unknown WorkflowSpec field(s) {unknown} in {dict(fields)!r:.200}")
+        for field in _TUPLE_FIELDS:
+            if isinstance(values.get(field), list):
+                values[field] = tuple(values[field])
         spec = cls(**values)
         if "name" in fields and fields["name"] != spec.name:
             raise WorkflowError(f"spec name {fields['name']!r} does not match its fields, "
@@ -397,11 +495,52 @@ REFERENCE_WORKFLOWS: Mapping[str, WorkflowSpec] = MappingProxyType(
 )
 
 
-def get_workflow(name: str, **settings) -> WorkflowSpec:
-    """A workflow by name: the reference settings if it is one, else the defaults.
+# The TensorFlow/Keras tutorials kbench's users learned from, as named
+# workflows: their models, data, labels, input kinds, batch sizes, epochs and
+# callbacks (kbench.callbacks holds the callbacks' settings). The MNIST ones
+# need the full MNIST, which has no offline source here; the tests run them on
+# mnist_5k (`get_workflow(name, dataset="mnist_5k")`).
+def _tutorial(preset: str, name: str, **settings) -> WorkflowSpec:
+    return parse_name(name, preset=preset, **settings)
 
-    ``settings`` override the non-name fields of either.
+
+TUTORIAL_WORKFLOWS: Mapping[str, WorkflowSpec] = MappingProxyType({spec.name: spec for spec in (
+    # "Basic classification": Flatten -> Dense(128, relu) -> Dense(10) logits,
+    # Adam, sparse labels, fit on NumPy arrays, batch 32, 10 epochs.
+    _tutorial("tutorial-fashion-classifier", "mlp-sequential-fit-function-fp32",
+              dataset="fashion_mnist", input_kind="numpy", hidden_units=(128,), dropout=0.0,
+              batch_size=32, epochs=10),
+    # The Fashion-MNIST MLP with callbacks: Dense 128 -> Dropout 0.3 -> Dense 64
+    # -> softmax, one-hot labels with categorical cross-entropy, the best
+    # val_accuracy checkpointed, early stopping on val_loss, TensorBoard; it
+    # validates on a held-out 10% of the training split.
+    _tutorial("tutorial-fashion-callbacks", "mlp-sequential-fit-function-fp32",
+              dataset="fashion_mnist", input_kind="numpy", hidden_units=(128, 64), dropout=0.3,
+              output="softmax", labels="onehot", batch_size=32, epochs=20,
+              validation_split=0.1, callbacks=("checkpoint", "early_stopping", "tensorboard")),
+    # "Convolutional Neural Network" on MNIST through tf.data: map ->
+    # shuffle(1000) -> batch(32) -> prefetch(AUTOTUNE), no cache, sparse
+    # labels, Dense(64) after the convolutions, 10 epochs.
+    _tutorial("tutorial-mnist-cnn-tfdata", "cnn-sequential-fit-function-fp32",
+              dataset="mnist", hidden_units=(64,), dropout=0.0, batch_size=32, epochs=10,
+              cache=False, shuffle_buffer=1000),
+    # The MNIST convnet with EarlyStopping, ReduceLROnPlateau, ModelCheckpoint
+    # and TensorBoard(histogram_freq=1): one-hot labels, softmax, batch 128,
+    # validation_split=0.1.
+    _tutorial("tutorial-mnist-cnn-callbacks", "cnn-sequential-fit-function-fp32",
+              dataset="mnist", input_kind="numpy", output="softmax", labels="onehot",
+              batch_size=128, epochs=15, validation_split=0.1,
+              callbacks=("early_stopping", "reduce_lr", "checkpoint", "tensorboard_histograms")),
+)})
+
+
+def get_workflow(name: str, **settings) -> WorkflowSpec:
+    """A workflow by name: a tutorial's or the reference settings if it is one, else the
+    defaults.
+
+    ``settings`` override the non-name fields of any.
     """
-    if name in REFERENCE_WORKFLOWS:
-        return REFERENCE_WORKFLOWS[name].replace(**settings)
+    for named in (TUTORIAL_WORKFLOWS, REFERENCE_WORKFLOWS):
+        if name in named:
+            return named[name].replace(**settings)
     return parse_name(name, **settings)

@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 import pytest
+import tensorflow as tf
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
@@ -23,6 +24,7 @@ from kbench.data import (
     make_splits,
     to_arrays,
 )
+from kbench.data.pipelines import make_array_input, validation_holdout
 from kbench.testing import tiny_dataset
 
 # tf.data pipelines take tens of milliseconds each to build and iterate, so
@@ -221,3 +223,52 @@ def test_make_pipeline_validates_arrays():
 def test_pipeline_options_reject_bad_values(field, value, match):
     with pytest.raises(ValueError, match=re.escape(match) if ".*" not in match else match):
         PipelineOptions(**{field: value})
+
+
+# --------------------------------------------------------------------------- tutorial inputs
+
+
+def test_one_hot_labels_match_the_integer_labels():
+    ds = tiny_dataset(seed=2, n_train=20, n_test=4)
+    options = PipelineOptions(batch_size=20, shuffle=False, one_hot=True)
+    _, labels = next(iter(make_pipeline(ds.x_train, ds.y_train, options)))
+    assert labels.shape == (20, NUM_CLASSES) and labels.dtype == tf.float32
+    np.testing.assert_array_equal(np.argmax(labels, axis=1), ds.y_train)
+    arrays = make_array_input(ds.x_train, ds.y_train, options)
+    np.testing.assert_array_equal(arrays.y, labels.numpy())
+
+
+def test_array_input_holds_what_the_pipeline_yields():
+    ds = tiny_dataset(seed=2, n_train=20, n_test=4)
+    options = PipelineOptions(batch_size=20, shuffle=False, channel_axis=True)
+    images, labels = next(iter(make_pipeline(ds.x_train, ds.y_train, options)))
+    arrays = make_array_input(ds.x_train, ds.y_train, options)
+    np.testing.assert_array_equal(arrays.x, images.numpy())
+    np.testing.assert_array_equal(arrays.y, labels.numpy())
+    assert (len(arrays), arrays.batch_size, arrays.shuffle) == (20, 20, False)
+
+
+@pytest.mark.parametrize("field, value", [("cache", True), ("prefetch", "autotune"),
+                                          ("repeat", True), ("shuffle_buffer", 10),
+                                          ("preprocess_cost", 2), ("map_parallelism", 2)])
+def test_array_input_refuses_tf_data_knobs_naming_them(field, value):
+    ds = tiny_dataset(seed=2, n_train=20, n_test=4)
+    with pytest.raises(ValueError, match=f"NumPy input to fit has no {field}: got {field}="):
+        make_array_input(ds.x_train, ds.y_train, PipelineOptions(**{field: value}))
+
+
+def test_validation_holdout_takes_the_end_as_keras_does():
+    x, y = np.arange(10), np.arange(10) * 2
+    x_train, y_train, x_val, y_val = validation_holdout(x, y, 0.25)
+    np.testing.assert_array_equal(x_train, np.arange(8))  # ceil(10 * 0.75) = 8
+    np.testing.assert_array_equal(y_val, [16, 18])
+
+
+@pytest.mark.parametrize("fraction, message", [
+    (0.0, "validation_split must be a number strictly between 0 and 1, got 0.0"),
+    (1.0, "validation_split must be a number strictly between 0 and 1, got 1.0"),
+    (0.01, "validation_split=0.01 of 10 records leaves 10 to train on and 0 to validate on"),
+])
+def test_validation_holdout_refuses_a_bad_fraction(fraction, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        validation_holdout(np.arange(10), np.arange(10), fraction)

@@ -235,6 +235,36 @@ def test_mixed_model_reloads_mixed_under_float32_policy(global_policy, style, tm
 # --- serialisation ---------------------------------------------------------
 
 
+@pytest.mark.parametrize("style", STYLES)
+def test_several_hidden_layers_and_a_softmax_output(style):
+    """The tutorials' Dense 128 -> Dropout -> Dense 64 -> softmax head, in every style."""
+    model = build_model("mlp", style, hidden_units=(16, 8), dropout=0.3, output="softmax")
+    names = [layer.name for layer in getattr(model, "stack", model.layers)
+             if not isinstance(layer, keras.layers.InputLayer)]
+    assert names == ["flatten", "dense_hidden", "dropout", "dense_hidden_2", "softmax"]
+    features = 28 * 28
+    assert models.count_params(model) == (features * 16 + 16) + (16 * 8 + 8) + (8 * NUM_CLASSES
+                                                                                 + NUM_CLASSES)
+    probabilities = np.asarray(model(random_batch("mlp")))
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+    assert (probabilities >= 0).all()
+
+
+def test_several_hidden_layers_match_across_styles():
+    built = build_all_styles("cnn", hidden_units=(12, 6), output="softmax")
+    assert len({models.count_params(m) for m in built.values()}) == 1
+    assert_same_outputs_across_styles(built, random_batch("cnn"))
+
+
+def test_subclassed_config_keeps_several_layers_and_the_output():
+    model = build_model("mlp", "subclassed", hidden_units=(16, 8), output="softmax")
+    config = json.loads(json.dumps(model.get_config()))
+    assert (config["hidden_units"], config["output"]) == ([16, 8], "softmax")
+    clone = KBenchModel.from_config(config)
+    clone.build((None, *models.input_shape_for("mlp")))
+    assert clone.get_config() == model.get_config()
+
+
 @pytest.mark.parametrize("family", FAMILIES)
 def test_subclassed_config_round_trip(family):
     model = build_model(family, "subclassed", num_classes=7, dropout=0.3, hidden_units=16)
@@ -286,8 +316,14 @@ def test_keras_file_round_trip(family, style, tmp_path):
             "cnn",
             "subclassed",
             {"hidden_units": "128"},
-            "hidden_units must be a positive int, got '128'",
+            "hidden_units must be a positive int or a sequence of them, got '128'",
         ),
+        ("mlp", "sequential", {"hidden_units": ()},
+         "hidden_units must name at least one layer, got ()"),
+        ("mlp", "functional", {"hidden_units": (64, 0)},
+         "hidden_units must be a positive int, got 0 in (64, 0)"),
+        ("mlp", "sequential", {"output": "sigmoid"},
+         "output must be one of ('logits', 'softmax'), got 'sigmoid'"),
         (
             "cnn",
             "sequential",

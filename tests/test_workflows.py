@@ -2,6 +2,7 @@
 
 import dataclasses
 import itertools
+import json
 import re
 
 import pytest
@@ -77,7 +78,8 @@ def test_reference_workflows_cover_the_promised_matrix():
 @pytest.mark.parametrize("field, value", [
     ("family", "rnn"), ("style", "Functional"), ("loop", "keras"), ("execution", "jit"),
     ("precision", "float16"), ("dataset", "cifar10"), ("optimizer", "adamw"),
-    ("strategy", "horovod"),
+    ("strategy", "horovod"), ("input_kind", "pandas"), ("labels", "multi_hot"),
+    ("output", "sigmoid"),
 ])
 def test_unknown_choice_is_rejected_naming_field_and_value(field, value):
     with pytest.raises(WorkflowError, match=rf"{field} must be one of .*got '{value}'"):
@@ -91,6 +93,8 @@ def test_unknown_choice_is_rejected_naming_field_and_value(field, value):
     ("learning_rate", float("inf")), ("learning_rate", "0.001"), ("deterministic", 1),
     ("replicas", 0), ("replicas", 2.0), ("replicas", True),
     ("steps_per_execution", 0), ("steps_per_execution", 8.0), ("steps_per_execution", True),
+    ("dropout", 1.0), ("dropout", -0.1), ("validation_split", 1.0), ("validation_split", -0.1),
+    ("validation_split", "0.1"), ("hidden_units", 128), ("shuffle_buffer", 0), ("cache", 1),
 ])
 def test_bad_number_is_rejected_quoting_it(field, value):
     with pytest.raises(WorkflowError, match=rf"{field} must be .*got {value!r}"):
@@ -218,3 +222,50 @@ def test_a_spec_round_trips_through_its_dict_and_old_dicts_take_the_defaults():
         WorkflowSpec.from_dict({**old, "colour": "red"})
     with pytest.raises(WorkflowError, match="spec name 'cnn-x' does not match"):
         WorkflowSpec.from_dict({**old, "name": "cnn-x"})
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"callbacks": ("early_stop",)}, "callback must be one of .*got 'early_stop'"),
+    ({"callbacks": "tensorboard"}, "callbacks must be a tuple of names .*got 'tensorboard'"),
+    ({"callbacks": ("tensorboard", "tensorboard")}, r"\['tensorboard'\] are named more than once"),
+    ({"callbacks": ("tensorboard", "tensorboard_histograms")}, "two TensorBoard loggers"),
+    ({"input_kind": "numpy", "loop": "custom"}, "needs loop='fit', got loop='custom'"),
+    ({"input_kind": "numpy", "shuffle_buffer": 100}, "shuffle_buffer=100 needs input_kind='tfdata'"),
+    ({"preset": ""}, "preset must be a non-empty str, got ''"),
+    ({"hidden_units": ()}, re.escape("hidden_units must be a non-empty tuple of positive ints, "
+                                     "got ()")),
+    ({"hidden_units": (128, 0)}, re.escape("got (128, 0)")),
+    ({"hidden_units": (64.0,)}, re.escape("got (64.0,)")),
+])
+def test_tutorial_fields_are_validated_quoting_the_value(settings, message):
+    with pytest.raises(WorkflowError, match=message):
+        WorkflowSpec(**settings)
+
+
+def test_tutorials_are_named_workflows_with_their_own_knobs():
+    tutorials = wf.TUTORIAL_WORKFLOWS
+    assert set(tutorials) == {"tutorial-fashion-classifier", "tutorial-fashion-callbacks",
+                              "tutorial-mnist-cnn-tfdata", "tutorial-mnist-cnn-callbacks"}
+    for name, spec in tutorials.items():
+        assert spec.name == name and wf.get_workflow(name) == spec
+        assert WorkflowSpec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec
+    basic = tutorials["tutorial-fashion-classifier"]
+    assert (basic.dataset, basic.input_kind, basic.labels, basic.output, basic.hidden_units,
+            basic.dropout, basic.batch_size, basic.epochs) == (
+        "fashion_mnist", "numpy", "sparse", "logits", (128,), 0.0, 32, 10)
+    callbacks = tutorials["tutorial-fashion-callbacks"]
+    assert (callbacks.hidden_units, callbacks.dropout, callbacks.output, callbacks.labels) == (
+        (128, 64), 0.3, "softmax", "onehot")
+    assert set(callbacks.callbacks) == {"checkpoint", "early_stopping", "tensorboard"}
+    tfdata = tutorials["tutorial-mnist-cnn-tfdata"]
+    assert (tfdata.input_kind, tfdata.cache, tfdata.shuffle_buffer, tfdata.batch_size) == (
+        "tfdata", False, 1000, 32)
+    cnn = tutorials["tutorial-mnist-cnn-callbacks"]
+    assert (cnn.batch_size, cnn.validation_split, cnn.labels) == (128, 0.1, "onehot")
+    assert "tensorboard_histograms" in cnn.callbacks and "reduce_lr" in cnn.callbacks
+
+
+def test_a_tutorial_takes_overrides_and_keeps_its_name():
+    spec = wf.get_workflow("tutorial-mnist-cnn-tfdata", dataset="mnist_5k", epochs=2)
+    assert (spec.name, spec.dataset, spec.epochs, spec.shuffle_buffer) == (
+        "tutorial-mnist-cnn-tfdata", "mnist_5k", 2, 1000)

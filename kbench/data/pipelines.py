@@ -8,6 +8,7 @@ as the options say; tuning knobs never change which examples come out.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -15,10 +16,18 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from kbench._validate import check_bool, check_int, check_positive_int, is_int
-from kbench.data.records import IMAGE_CHANNELS, IMAGE_SHAPE, PIXEL_MAX, Dataset, validate_arrays
+from kbench._validate import check_bool, check_int, check_number, check_positive_int, is_int
+from kbench.data.records import (
+    IMAGE_CHANNELS,
+    IMAGE_SHAPE,
+    NUM_CLASSES,
+    PIXEL_MAX,
+    Dataset,
+    validate_arrays,
+)
 
-__all__ = ["AUTOTUNE", "PipelineOptions", "make_pipeline", "make_splits", "to_arrays"]
+__all__ = ["AUTOTUNE", "ArrayInput", "PipelineOptions", "make_array_input", "make_pipeline",
+           "make_splits", "to_arrays", "validation_holdout"]
 
 # The value of prefetch / map_parallelism that hands the choice to tf.data.AUTOTUNE.
 AUTOTUNE = "autotune"
@@ -57,10 +66,12 @@ class PipelineOptions:
     preprocess_cost: int = 0
     drop_remainder: bool = False
     repeat: bool = False
+    one_hot: bool = False
 
     def __post_init__(self) -> None:
         check_positive_int("batch_size", self.batch_size)
-        for field in ("normalize", "channel_axis", "shuffle", "cache", "drop_remainder", "repeat"):
+        for field in ("normalize", "channel_axis", "shuffle", "cache", "drop_remainder", "repeat",
+                      "one_hot"):
             check_bool(field, getattr(self, field))
         check_int("shuffle_seed", self.shuffle_seed, minimum=0)
         if self.shuffle_buffer is not None:
@@ -107,7 +118,8 @@ def _preprocess_fn(
         image = tf.reshape(tf.cast(image, tf.float32) / divisor, shape)
         if options.preprocess_cost:
             image = image + _burn_cpu(image, options.preprocess_cost)
-        return image, tf.cast(label, tf.int32)
+        label = tf.cast(label, tf.int32)
+        return image, tf.one_hot(label, NUM_CLASSES) if options.one_hot else label
 
     return preprocess
 
@@ -125,7 +137,8 @@ def make_pipeline(
         split: split name used in validation messages.
 
     Returns:
-        A dataset of (float32 images (B, 28, 28[, 1]), int32 labels (B,)).
+        A dataset of (float32 images (B, 28, 28[, 1]), int32 labels (B,)), or
+        float32 one-hot labels (B, 10) with ``options.one_hot``.
     """
     validate_arrays(x, y, split=split)
     x, y = np.asarray(x), np.asarray(y)
@@ -164,6 +177,66 @@ def make_splits(
     test_options = dataclasses.replace(options, shuffle=False)
     test = make_pipeline(dataset.x_test, dataset.y_test, test_options, split="test")
     return train, test
+
+
+def validation_holdout(x: Any, y: Any, fraction: float) -> tuple[Any, Any, Any, Any]:
+    """Split off the last ``fraction`` of (x, y) as ``fit(validation_split=fraction)`` does:
+    the first ceil(n * (1 - fraction)) records train, the rest validate; no shuffle first.
+
+    Returns:
+        (x_train, y_train, x_val, y_val).
+
+    Raises:
+        ValueError: quoting ``fraction`` unless it is in (0, 1), or when it
+            leaves either part empty.
+    """
+    check_number("validation_split", fraction, low=0, high=1, low_open=True, high_open=True)
+    n = len(x)
+    split_at = int(math.ceil(n * (1.0 - fraction)))  # keras.src.trainers.data_adapters
+    if not 0 < split_at < n:
+        raise ValueError(f"validation_split={fraction!r} of {n} records leaves "
+                         f"{split_at} to train on and {n - split_at} to validate on")
+    return x[:split_at], y[:split_at], x[split_at:], y[split_at:]
+
+
+@dataclass(frozen=True)
+class ArrayInput:
+    """NumPy input for ``model.fit``: the arrays, preprocessed as make_pipeline would,
+    and how fit batches them (fit shuffles arrays itself each epoch when ``shuffle``)."""
+
+    x: np.ndarray
+    y: np.ndarray
+    batch_size: int
+    shuffle: bool
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+
+def make_array_input(x: Any, y: Any, options: PipelineOptions, *,
+                     split: str = "train") -> ArrayInput:
+    """The arrays ``fit`` takes in place of make_pipeline's dataset: the same images and
+    labels (normalised, shaped, one-hot as the options say), for fit to batch and shuffle.
+
+    The options' tf.data knobs (cache, prefetch, map parallelism, repeat,
+    shuffle buffer and seed, preprocess cost) have no array counterpart; a
+    set one is refused rather than silently ignored.
+
+    Raises:
+        ValueError: naming the tf.data option that was set.
+    """
+    validate_arrays(x, y, split=split)
+    defaults = PipelineOptions()
+    for field in ("cache", "prefetch", "map_parallelism", "repeat", "shuffle_buffer",
+                  "preprocess_cost", "drop_remainder"):
+        if getattr(options, field) != getattr(defaults, field):
+            raise ValueError(f"NumPy input to fit has no {field}: got {field}="
+                             f"{getattr(options, field)!r}; use input_kind='tfdata'")
+    images = _to_float_images(np.asarray(x), options.normalize, options.channel_axis)
+    labels = np.asarray(y).astype(np.int32)
+    if options.one_hot:
+        labels = np.eye(NUM_CLASSES, dtype=np.float32)[labels]
+    return ArrayInput(images, labels, options.batch_size, options.shuffle)
 
 
 def _to_float_images(x: np.ndarray, normalize: bool, channel_axis: bool) -> np.ndarray:
