@@ -11,17 +11,22 @@ which mirror kbench/cli's command modules.
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from kbench import cli, testing
-from kbench.cli._common import parse_fraction
+from kbench.cli._common import (QUIET_TF_LOG_LEVEL, TF_LOAD_NOTICE, TF_LOG_LEVEL_ENV,
+                                dropping_stderr_lines, parse_fraction, quiet_tensorflow)
 from kbench.record import Pooling
 from test_ab import KEYS
 
-COMMANDS = ("list", "env", "run", "bench", "compare", "check", "gate", "ab", "report",
+COMMANDS = ("list", "env", "run", "data", "bench", "compare", "check", "gate", "ab", "report",
             "export")
 # Rounds per side in the stored runs below: above stats.min_samples_for(0.01) = 5,
 # so a 20% slowdown with 2% noise is significant.
@@ -29,8 +34,11 @@ N_ROUNDS = 7
 BASE = 30000.0
 
 
-def invoke(*args: str, **extra):
-    return CliRunner().invoke(cli.app, list(map(str, args)), prog_name="kbench", **extra)
+def invoke(*args: str, env: dict | None = None, **extra):
+    """Run the app in this process. It sets TF_CPP_MIN_LOG_LEVEL (unless --verbose);
+    CliRunner restores the variables named in ``env`` afterwards, so no test leaks it."""
+    env = {TF_LOG_LEVEL_ENV: os.environ.get(TF_LOG_LEVEL_ENV), **(env or {})}
+    return CliRunner().invoke(cli.app, list(map(str, args)), prog_name="kbench", env=env, **extra)
 
 
 def assert_bad_input(result, *fragments: str) -> None:
@@ -108,6 +116,13 @@ def test_no_command_shows_the_commands_in_order():
      ["'--alpha'", "expected a number, got 'x'"]),
     (["bench", "--timeout", "nan"], ["'--timeout'", "got nan"]),
     (["compare", "--min-change", "5", "a.json", "b.json"], ["'--min-change'", "'5'"]),
+    (["run", "mlp-functional-fit-function-fp32", "--dataset", "mnist_5k", "--data-dir", "."],
+     ["--data-dir only applies to the datasets mnist, fashion_mnist, not to 'mnist_5k'"]),
+    (["run", "mlp-functional-fit-function-fp32", "--dataset", "synthetic", "--data-dir", "."],
+     ["not to 'synthetic'"]),
+    (["data", "cifar10"], ["'cifar10'"]),
+    (["data", "mnist", "synthetic", "--data-dir", "."], ["not to 'synthetic'"]),
+    (["--loud", "list"], ["No such option: --loud"]),
 ])
 def test_bad_arguments_exit_2_with_a_one_line_reason(args, fragments):
     assert_bad_input(invoke(*args), *fragments)
@@ -150,3 +165,83 @@ def test_an_unreadable_named_run_file_exits_2_with_the_reason(tmp_path, two_runs
     text = base.read_text()
     broken.write_text(text[:text.index(", ", 200) + 1])  # cut after a value: it ends early
     assert_bad_input(invoke("compare", base, broken), str(broken), "truncated JSON")
+
+
+# --------------------------------------------------------------------------- quiet TensorFlow
+
+# What TensorFlow 2.21 printed on stderr when `kbench env` imported it, before
+# kbench quietened it (one of each kind; the first three twice).
+TF_START_UP_LINES = (
+    "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n",
+    "I0000 00:00:1796245389.838424    2672 port.cc:153] oneDNN custom operations are on. You may "
+    "see slightly different numerical results due to floating-point round-off errors from "
+    "different computation orders. To turn them off, set the environment variable "
+    "`TF_ENABLE_ONEDNN_OPTS=0`.\n",
+    "I0000 00:00:1796245389.842745    2672 cudart_stub.cc:31] Could not find cuda drivers on your "
+    "machine, GPU will not be used.\n",
+    "I0000 00:00:1796245390.936602    2672 cpu_feature_guard.cc:227] This TensorFlow binary is "
+    "optimized to use available CPU instructions in performance-critical operations.\n",
+    "E0000 00:00:1796245401.766920    2672 cuda_platform.cc:52] failed call to cuInit: INTERNAL: "
+    "CUDA error: Failed call to cuInit: UNKNOWN ERROR (303)\n",
+)
+
+
+def test_the_load_notices_are_the_banner_and_info_or_warning_lines_only():
+    banner, onednn, cuda, cpu_guard, cu_init = TF_START_UP_LINES
+    assert all(TF_LOAD_NOTICE.match(line) for line in (banner, onednn, cuda, cpu_guard))
+    assert not TF_LOAD_NOTICE.match(cu_init)  # an ERROR line: TF_CPP_MIN_LOG_LEVEL=3 hides it
+    for kept in ("Traceback (most recent call last):\n", "kbench: error: x\n",
+                 "UserWarning: I0000 00:00:1.0 1 a.cc:1] quoted\n", "W0000 at start of a sentence\n"):
+        assert not TF_LOAD_NOTICE.match(kept), kept
+
+
+def test_dropping_stderr_lines_holds_back_fd_2_and_writes_back_the_rest(capfd):
+    with dropping_stderr_lines(TF_LOAD_NOTICE):
+        for line in (*TF_START_UP_LINES, "a real problem\n"):
+            os.write(2, line.encode())  # as C++ code writes: past sys.stderr
+    err = capfd.readouterr().err
+    assert err == TF_START_UP_LINES[-1] + "a real problem\n"
+
+
+def test_dropping_stderr_lines_restores_fd_2_when_the_block_raises(capfd):
+    with pytest.raises(ImportError, match="no tensorflow"):
+        with dropping_stderr_lines(TF_LOAD_NOTICE):
+            os.write(2, TF_START_UP_LINES[0].encode() + b"said before failing\n")
+            raise ImportError("no tensorflow")
+    os.write(2, b"after\n")
+    assert capfd.readouterr().err == "said before failing\nafter\n"
+
+
+def test_quiet_tensorflow_sets_the_level_unless_the_user_did():
+    environ = {}
+    quiet_tensorflow(environ)
+    assert environ == {TF_LOG_LEVEL_ENV: QUIET_TF_LOG_LEVEL} == {"TF_CPP_MIN_LOG_LEVEL": "3"}
+    environ = {TF_LOG_LEVEL_ENV: "0"}
+    quiet_tensorflow(environ)
+    assert environ == {TF_LOG_LEVEL_ENV: "0"}
+
+
+@pytest.mark.parametrize("args, user_level, expected", [
+    ([], None, QUIET_TF_LOG_LEVEL),
+    ([], "1", "1"),
+    (["--verbose"], None, None),
+])
+def test_the_app_sets_the_log_level_that_env_then_records(args, user_level, expected):
+    before = os.environ.get(TF_LOG_LEVEL_ENV)
+    result = invoke(*args, "env", "--json", env={TF_LOG_LEVEL_ENV: user_level})
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["env"][TF_LOG_LEVEL_ENV] == expected
+    assert os.environ.get(TF_LOG_LEVEL_ENV) == before  # invoke restores it
+
+
+def test_a_command_that_imports_tensorflow_prints_none_of_its_start_up_lines():
+    """The one subprocess test: TensorFlow is imported once per process."""
+    env = {k: v for k, v in os.environ.items() if k != TF_LOG_LEVEL_ENV}
+    done = subprocess.run([sys.executable, "-m", "kbench.cli", "env"], capture_output=True,
+                          text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("Machine: ")
+    assert f"{TF_LOG_LEVEL_ENV}={QUIET_TF_LOG_LEVEL}" in done.stdout
+    lines = done.stderr.splitlines(True)
+    assert not [line for line in lines if TF_LOAD_NOTICE.match(line)], done.stderr
+    assert not re.search(r"cuInit|cpu_feature_guard|cuda drivers|oneDNN", done.stderr), done.stderr

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import json
 import re
+import types
+
+import numpy as np
+import pytest
 
 from kbench import fingerprint, workflows
-from test_cli import invoke
+from kbench.data import IDX_FILES, save_idx_folder
+from kbench.testing import tiny_dataset
+from test_cli import assert_bad_input, invoke
 
 # Test accuracy of the run below (mlp-functional-custom-function-fp32 on synthetic
 # data, 1 epoch, batch 128), measured with kbench.training.train on that spec on the
@@ -92,3 +98,58 @@ def test_run_trains_one_epoch_and_prints_metrics_and_tensorboard_logs(tmp_path):
     assert metrics["epochs_run"] == "1"
     assert metrics["steps"] == str(-(-data.SYNTHETIC_TRAIN_SIZE // 128))
     assert list(logs.rglob("events.out.tfevents.*"))
+
+
+class FakeTrain:
+    """Stands in for kbench.training.train: records what it was given, trains nothing."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, spec, *, dataset=None, callbacks=()):
+        self.calls.append((spec, dataset))
+        return types.SimpleNamespace(history={"loss": [1.0]}, test_accuracy=0.5, test_loss=1.0,
+                                     epochs_run=1, steps=1, samples_seen=30, wall_time_s=1.0)
+
+
+@pytest.mark.parametrize("name", ["mnist", "fashion_mnist"])
+def test_run_data_dir_trains_on_the_folder_it_names(tmp_path, monkeypatch, name):
+    from kbench import training  # imports TensorFlow
+
+    fake = FakeTrain()
+    monkeypatch.setattr(training, "train", fake)
+    small = tiny_dataset(n_train=30, n_test=10)
+    folder = save_idx_folder(small, tmp_path / "idx", compress=name == "mnist")
+    result = invoke("run", "mlp-functional-fit-function-fp32", "--dataset", name,
+                    "--data-dir", folder)
+    assert result.exit_code == 0, result.output
+    assert f"on {name} from {folder}: " in result.stdout
+    [(spec, dataset)] = fake.calls
+    assert spec.dataset == name
+    np.testing.assert_equal(vars(dataset), vars(small) | {"name": name})
+
+
+def test_run_data_dir_that_is_wrong_exits_2_naming_it(tmp_path):
+    absent = tmp_path / "absent"
+    assert_bad_input(invoke("run", "mlp-functional-fit-function-fp32", "--dataset", "mnist",
+                            "--data-dir", absent),
+                     f"data folder {absent} does not exist or is not a folder",
+                     "no Debian/Ubuntu package ships mnist")
+    folder = save_idx_folder(tiny_dataset(n_train=30, n_test=10), tmp_path / "idx")
+    (folder / IDX_FILES["train_labels"]).unlink()
+    assert_bad_input(invoke("run", "mlp-functional-fit-function-fp32", "--dataset", "fashion_mnist",
+                            "--data-dir", folder),
+                     f"data folder {folder} is missing train-labels-idx1-ubyte.gz",
+                     "apt-get install dataset-fashion-mnist")
+    (folder / IDX_FILES["test_images"]).write_bytes(b"not gzip")
+    (folder / IDX_FILES["train_labels"]).write_bytes((folder / IDX_FILES["test_labels"]).read_bytes())
+    assert_bad_input(invoke("run", "mlp-functional-fit-function-fp32", "--dataset", "mnist",
+                            "--data-dir", folder),
+                     f"IDX file {folder / IDX_FILES['test_images']} is not a valid gzip stream")
+
+
+def test_run_data_dir_needs_a_dataset_read_from_idx_folders(tmp_path):
+    """The workflow's own dataset counts: mlp-functional-fit-function-fp32 trains on mnist_5k."""
+    assert workflows.get_workflow("mlp-functional-fit-function-fp32").dataset == "mnist_5k"
+    assert_bad_input(invoke("run", "mlp-functional-fit-function-fp32", "--data-dir", tmp_path),
+                     "--data-dir only applies to the datasets mnist, fashion_mnist, not to 'mnist_5k'")

@@ -17,10 +17,12 @@ from kbench.data import (
     Dataset,
     DatasetError,
     load_idx_folder,
+    offline_hint,
     read_idx,
     save_idx_folder,
     write_idx,
 )
+from kbench.data.idx import find_idx_files, offline_hints
 from kbench.data.sources import MNIST_5K_FOLDER
 from kbench.testing import tiny_dataset
 
@@ -191,8 +193,62 @@ def test_load_idx_folder_missing_file_names_it_and_the_fix(tmp_path, small):
 
 
 def test_load_idx_folder_missing_folder(tmp_path):
-    with pytest.raises(DatasetError, match=rf"{re.escape(str(tmp_path / 'absent'))} does not exist"):
+    pattern = rf"{re.escape(str(tmp_path / 'absent'))} does not exist or is not a folder; to get it: "
+    with pytest.raises(DatasetError, match=pattern):
         load_idx_folder(tmp_path / "absent")
+
+
+def test_load_idx_folder_reads_the_debian_package_layout(tmp_path, small):
+    """dataset-fashion-mnist installs the four .gz names, gzipped with a real mtime (not 0)."""
+    save_idx_folder(small, tmp_path)
+    for name in IDX_FILES.values():
+        path = tmp_path / name
+        path.write_bytes(gzip.compress(gzip.decompress(path.read_bytes()), mtime=1591347949))
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(IDX_FILES.values())
+    assert find_idx_files(tmp_path) == ({key: tmp_path / name for key, name in IDX_FILES.items()}, [])
+    np.testing.assert_equal(vars(load_idx_folder(tmp_path, "fashion_mnist")),
+                            vars(small) | {"name": "fashion_mnist"})
+
+
+def test_find_idx_files_prefers_the_gz_name_and_lists_the_missing(tmp_path, small):
+    save_idx_folder(small, tmp_path)
+    save_idx_folder(small, tmp_path, compress=False)
+    (tmp_path / IDX_FILES["test_labels"]).unlink()
+    (tmp_path / IDX_FILES["test_images"]).unlink()
+    (tmp_path / IDX_FILES["test_images"].removesuffix(".gz")).unlink()
+    found, missing = find_idx_files(tmp_path)
+    assert found == {"train_images": tmp_path / IDX_FILES["train_images"],
+                     "train_labels": tmp_path / IDX_FILES["train_labels"],
+                     "test_labels": tmp_path / "t10k-labels-idx1-ubyte"}
+    assert missing == ["t10k-images-idx3-ubyte.gz"]
+
+
+# --------------------------------------------------------------------------
+# How to get a dataset
+# --------------------------------------------------------------------------
+
+def test_offline_hint_for_fashion_mnist_names_the_debian_package_the_folders_and_keras():
+    hint = offline_hint("fashion_mnist")
+    assert hint.startswith("apt-get install dataset-fashion-mnist (Debian/Ubuntu); put the four IDX files (")
+    assert f"{KBENCH_DATA_DIR_ENV}=<dir> so that <dir>/fashion_mnist/ holds them" in hint
+    assert hint.endswith("; or let Keras download it once into its cache "
+                         "(keras.datasets.fashion_mnist.load_data(), as load_dataset does with download=True)")
+
+
+def test_offline_hint_for_mnist_says_no_package_ships_it_and_names_the_keras_download():
+    hints = offline_hints("mnist")
+    assert hints[0] == "no Debian/Ubuntu package ships mnist"
+    assert "keras.datasets.mnist.load_data()" in hints[-1]
+    assert "apt-get" not in offline_hint("mnist")
+    assert offline_hint("mnist") == "; ".join([*hints[:-1], f"or {hints[-1]}"])
+
+
+def test_offline_hint_for_any_other_folder_is_the_files_alone():
+    assert offline_hints("idx") == (
+        f"put the four IDX files ({', '.join(IDX_FILES.values())}; gzip-compressed, or the same names "
+        f"without .gz) in a folder and pass data_dir=<folder> (kbench run --data-dir), or set "
+        f"{KBENCH_DATA_DIR_ENV}=<dir> so that <dir>/idx/ holds them",)
+    assert offline_hint("idx") == offline_hints("idx")[0]
 
 
 def test_load_idx_folder_rejects_mismatched_counts(tmp_path, small):

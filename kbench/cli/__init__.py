@@ -6,10 +6,10 @@ and gating from kbench.compare, files from kbench.report, A/B runs from
 kbench.ab. It renders what they return as rich tables.
 
 Modules: ``_common`` (errors and exit codes, consoles, option parsers, loading
-runs and policies), ``_options`` (options several commands share),
-``_tables`` and ``_progress`` (rich rendering), and one module per group of
-commands: ``workflows`` (list, env, run), ``benchmarks`` (bench, ab) and
-``runs`` (compare, check, gate, report, export).
+runs and policies, TensorFlow's logging), ``_options`` (options several commands
+share), ``_tables`` and ``_progress`` (rich rendering), and one module per group
+of commands: ``workflows`` (list, env, run), ``data`` (data), ``benchmarks``
+(bench, ab) and ``runs`` (compare, check, gate, report, export).
 
 Exit codes: 0 success; 1 a regression beyond the allowed slowdown (``gate``,
 ``ab``) or a benchmark run that failed; 2 bad arguments or input (a missing
@@ -18,15 +18,19 @@ line on stderr, never a traceback.
 
 TensorFlow is imported only by the commands that need it (``env``, ``run``,
 ``bench``, ``ab``) and matplotlib only by ``report`` and ``export``, so that
-``kbench --help``, ``list``, ``compare`` and ``gate`` start fast.
+``kbench --help``, ``list``, ``data``, ``compare`` and ``gate`` start fast. It
+is quiet: its start-up lines on stderr are shown only with ``kbench --verbose``.
 """
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
-from kbench.cli import benchmarks, runs, workflows
-from kbench.cli._common import EXIT_BAD_INPUT, EXIT_REGRESSION, CliError, Group, parse_fraction
+from kbench.cli import benchmarks, data, runs, workflows
+from kbench.cli._common import (EXIT_BAD_INPUT, EXIT_REGRESSION, CliError, Group, parse_fraction,
+                                quiet_tensorflow)
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_REGRESSION", "CliError", "app", "main", "parse_fraction"]
 
@@ -40,11 +44,25 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 
+
+@app.callback()
+def options(
+    verbose: Annotated[bool, typer.Option(
+        "--verbose", help="show TensorFlow's start-up and C++ log lines on stderr (default: "
+                          "TF_CPP_MIN_LOG_LEVEL=3 unless set, and its load notices dropped)",
+    )] = False,
+) -> None:
+    """TensorFlow/Keras training workflows and benchmarks."""
+    if not verbose:
+        quiet_tensorflow()
+
+
 # The commands, in the order `kbench --help` lists them.
 COMMANDS = (
     ("list", workflows.list_workflows),
     ("env", workflows.env),
     ("run", workflows.run),
+    ("data", data.data_command),
     ("bench", benchmarks.bench),
     ("compare", runs.compare_command),
     ("check", runs.check_command),

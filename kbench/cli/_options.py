@@ -2,13 +2,35 @@
 
 from __future__ import annotations
 
+import enum
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from kbench import _format, compare, stats
-from kbench.cli._common import number_at_least, open_fraction, parse_fraction
+from kbench import _format, compare, data, stats, workflows
+from kbench.cli._common import CliError, number_at_least, open_fraction, parse_fraction
+
+
+def str_enum(name: str, values: Sequence[str]) -> type[enum.Enum]:
+    """An Enum whose values are ``values``: typer shows them as choices and rejects others."""
+    return enum.Enum(name, [(v, v) for v in values], type=str)
+
+
+# --------------------------------------------------------------------------- data
+
+DatasetName = str_enum("DatasetName", workflows.DATASETS)
+DataDirOption = Annotated[Optional[Path], typer.Option(
+    help="a folder holding the four IDX files of the dataset (mnist or fashion_mnist), "
+         "gzipped or not")]
+
+
+def check_data_dir(data_dir: Path | None, dataset: str) -> None:
+    """Refuse ``--data-dir`` for a dataset not read from IDX folders (mnist_5k, synthetic)."""
+    if data_dir is not None and dataset not in data.KERAS_DATASETS:
+        raise CliError(f"--data-dir only applies to the datasets {', '.join(data.KERAS_DATASETS)}, "
+                       f"not to {dataset!r}")
 
 # --------------------------------------------------------------------------- running the suite
 

@@ -11,24 +11,18 @@ from typing import Annotated, Optional
 
 import typer
 
-from kbench import _format, fingerprint, workflows
-from kbench.cli._common import CliError, bad_input, console, positive_int, say
+from kbench import _format, data, fingerprint, workflows
+from kbench.cli._common import CliError, bad_input, console, import_tensorflow, positive_int, say
+from kbench.cli._options import DataDirOption, DatasetName, check_data_dir, str_enum
 from kbench.cli._progress import keras_progress, progress_bar
 from kbench.cli._tables import history_table, metric, workflow_table
 
-
-def _str_enum(name: str, values: Sequence[str]) -> type[enum.Enum]:
-    """An Enum whose values are ``values``: typer shows them as choices and rejects others."""
-    return enum.Enum(name, [(v, v) for v in values], type=str)
-
-
-Family = _str_enum("Family", workflows.FAMILIES)
-Style = _str_enum("Style", workflows.STYLES)
-Loop = _str_enum("Loop", workflows.LOOPS)
-Execution = _str_enum("Execution", workflows.EXECUTIONS)
+Family = str_enum("Family", workflows.FAMILIES)
+Style = str_enum("Style", workflows.STYLES)
+Loop = str_enum("Loop", workflows.LOOPS)
+Execution = str_enum("Execution", workflows.EXECUTIONS)
 # Precision by its tag in workflow names (fp32) or its Keras policy name (float32).
-Precision = _str_enum("Precision", (*workflows.PRECISION_BY_TAG, *workflows.PRECISIONS))
-DatasetName = _str_enum("DatasetName", workflows.DATASETS)
+Precision = str_enum("Precision", (*workflows.PRECISION_BY_TAG, *workflows.PRECISIONS))
 
 
 def _values(chosen: Sequence[enum.Enum] | None) -> tuple[str, ...] | None:
@@ -65,9 +59,11 @@ def list_workflows(
 
 
 def env(
+    ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="the whole fingerprint as JSON")] = False,
 ) -> None:
     """Show this machine's fingerprint: software, CPU, threads, GPUs, environment."""
+    import_tensorflow(ctx)
     fp = fingerprint.fingerprint()
     if as_json:
         typer.echo(json.dumps(fp, indent=2, sort_keys=True))
@@ -77,7 +73,17 @@ def env(
         say(out, line)
 
 
+def _load(spec: workflows.WorkflowSpec, data_dir: Path | None) -> data.Dataset | None:
+    """The dataset in ``data_dir`` (None: none given, training loads the spec's own)."""
+    check_data_dir(data_dir, spec.dataset)
+    if data_dir is None:
+        return None
+    with bad_input(data.DatasetError):
+        return data.load_dataset(spec.dataset, data_dir=data_dir, seed=spec.seed)
+
+
 def run(
+    ctx: typer.Context,
     workflow: Annotated[str, typer.Argument(
         help="a workflow name, e.g. mlp-functional-custom-xla-fp32 (see kbench list)")],
     epochs: Annotated[Optional[int], typer.Option(
@@ -87,6 +93,7 @@ def run(
         parser=positive_int, help="override the batch size")] = None,
     tensorboard: Annotated[Optional[Path], typer.Option(
         help="also log to this TensorBoard log dir (keras.callbacks.TensorBoard)")] = None,
+    data_dir: DataDirOption = None,
 ) -> None:
     """Train a workflow once and print its metrics."""
     overrides = {"epochs": epochs, "dataset": dataset.value if dataset else None,
@@ -96,12 +103,15 @@ def run(
                                                    if v is not None})
     if tensorboard is not None and tensorboard.exists() and not tensorboard.is_dir():
         raise CliError(f"--tensorboard must be a folder, got the file {str(tensorboard)!r}")
+    loaded = _load(spec, data_dir)  # before TensorFlow: a wrong folder fails fast
+    import_tensorflow(ctx)
     import keras
 
-    from kbench import data, training  # import TensorFlow
+    from kbench import training
 
     out = console()
-    say(out, f"training {spec.name} on {spec.dataset}: {spec.epochs} epoch(s), "
+    origin = f" from {data_dir}" if data_dir is not None else ""
+    say(out, f"training {spec.name} on {spec.dataset}{origin}: {spec.epochs} epoch(s), "
              f"batch size {spec.batch_size}, {spec.optimizer} lr {spec.learning_rate:g}, "
              f"seed {spec.seed}")
     progress = progress_bar(out, "loss")
@@ -109,7 +119,7 @@ def run(
     if tensorboard is not None:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(tensorboard)))
     with bad_input(workflows.UpstreamBugError, data.DatasetError), progress:
-        result = training.train(spec, callbacks=callbacks)
+        result = training.train(spec, dataset=loaded, callbacks=callbacks)
     out.print(history_table(result.history))
     rate = result.samples_seen / result.wall_time_s if result.wall_time_s > 0 else math.nan
     for line in (f"test_accuracy {metric(result.test_accuracy)}",

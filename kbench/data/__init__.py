@@ -7,21 +7,28 @@ images and integer labels; :func:`make_pipeline` turns arrays into a
 One module per concern; the names below are the package's API:
 
     records    the Dataset record, its validation, the shape of MNIST-family data
-    idx        IDX files and folders of the four MNIST IDX files
+    idx        IDX files and folders of the four MNIST IDX files, how to get them
     synthetic  the generated, learnable synthetic dataset
-    sources    where each dataset comes from (one table), load_dataset, local_source
+    sources    where each dataset comes from (one table), load_dataset, local_source,
+               dataset_status (the files it would read, checked against published checksums)
     pipelines  PipelineOptions, make_pipeline, make_splits, to_arrays
+
+The pipelines' names are imported on first use, so that loading or checking
+data (``kbench data``) does not import TensorFlow.
 """
+
+import importlib
 
 from kbench.data.idx import (
     IDX_FILES,
     KBENCH_DATA_DIR_ENV,
+    KERAS_DATASETS,
     load_idx_folder,
+    offline_hint,
     read_idx,
     save_idx_folder,
     write_idx,
 )
-from kbench.data.pipelines import AUTOTUNE, PipelineOptions, make_pipeline, make_splits, to_arrays
 from kbench.data.records import (
     IMAGE_CHANNELS,
     IMAGE_SHAPE,
@@ -31,28 +38,42 @@ from kbench.data.records import (
     DatasetError,
     validate_arrays,
 )
-from kbench.data.sources import DOWNLOAD_TIMEOUT_S, DataSource, load_dataset, local_source
+from kbench.data.sources import (
+    DOWNLOAD_TIMEOUT_S,
+    DataSource,
+    DataStatus,
+    dataset_status,
+    load_dataset,
+    local_source,
+)
 from kbench.data.synthetic import SYNTHETIC_NOISE_STD, SYNTHETIC_TEST_SIZE, SYNTHETIC_TRAIN_SIZE
+
+# Names of kbench.data.pipelines (which imports TensorFlow), imported on first use.
+_PIPELINE_NAMES = ("AUTOTUNE", "PipelineOptions", "make_pipeline", "make_splits", "to_arrays")
 
 __all__ = [
     "AUTOTUNE",
     "DOWNLOAD_TIMEOUT_S",
     "DataSource",
+    "DataStatus",
     "Dataset",
     "DatasetError",
     "IDX_FILES",
     "IMAGE_CHANNELS",
     "IMAGE_SHAPE",
     "KBENCH_DATA_DIR_ENV",
+    "KERAS_DATASETS",
     "NUM_CLASSES",
     "PIXEL_MAX",
     "PipelineOptions",
     "SYNTHETIC_NOISE_STD",
     "SYNTHETIC_TEST_SIZE",
     "SYNTHETIC_TRAIN_SIZE",
+    "dataset_status",
     "load_dataset",
     "load_idx_folder",
     "local_source",
+    "offline_hint",
     "make_pipeline",
     "make_splits",
     "read_idx",
@@ -61,3 +82,9 @@ __all__ = [
     "validate_arrays",
     "write_idx",
 ]
+
+
+def __getattr__(name):
+    if name in _PIPELINE_NAMES:
+        return getattr(importlib.import_module("kbench.data.pipelines"), name)
+    raise AttributeError(f"module 'kbench.data' has no attribute {name!r}")

@@ -19,8 +19,9 @@ import numpy as np
 
 from kbench.data.records import IMAGE_SHAPE, Dataset, DatasetError
 
-__all__ = ["IDX_FILES", "KBENCH_DATA_DIR_ENV", "load_idx_folder", "read_idx", "save_idx_folder",
-           "write_idx"]
+__all__ = ["IDX_FILES", "KBENCH_DATA_DIR_ENV", "KERAS_DATASETS", "SYSTEM_PACKAGES",
+           "find_idx_files", "load_idx_folder", "offline_hint", "offline_hints", "read_idx",
+           "save_idx_folder", "write_idx"]
 
 # The four files of the classic MNIST layout, shared by Fashion-MNIST.
 IDX_FILES = {
@@ -31,6 +32,12 @@ IDX_FILES = {
 }
 # Environment variable naming a folder whose <name>/ subfolders hold IDX files.
 KBENCH_DATA_DIR_ENV = "KBENCH_DATA_DIR"
+# The datasets keras.datasets can download, also read from IDX folders (data_dir,
+# $KBENCH_DATA_DIR/<name>/).
+KERAS_DATASETS = ("mnist", "fashion_mnist")
+# Debian/Ubuntu packages that install a dataset's four IDX files (the folder they
+# install into is a row of kbench.data.sources.SOURCES). No package ships MNIST.
+SYSTEM_PACKAGES = {"fashion_mnist": "dataset-fashion-mnist"}
 
 # IDX type codes (third magic byte) -> big-endian element dtype.
 _IDX_DTYPES = {
@@ -166,18 +173,36 @@ def write_idx(path: Any, array: Any) -> None:
 # Folders of the four IDX files
 # --------------------------------------------------------------------------
 
-def offline_hint(name: str) -> str:
-    """How to provide dataset name without a network: the files, and where to put them."""
+def offline_hints(name: str) -> tuple[str, ...]:
+    """The ways to get dataset name onto this machine, one clause each."""
     files = ", ".join(IDX_FILES.values())
-    return (
+    hints = []
+    if name in SYSTEM_PACKAGES:
+        hints.append(f"apt-get install {SYSTEM_PACKAGES[name]} (Debian/Ubuntu)")
+    elif name in KERAS_DATASETS:
+        hints.append(f"no Debian/Ubuntu package ships {name}")
+    hints.append(
         f"put the four IDX files ({files}; gzip-compressed, or the same names "
-        f"without .gz) in a folder and pass data_dir=<folder>, or set "
-        f"{KBENCH_DATA_DIR_ENV}=<dir> so that <dir>/{name}/ holds them"
+        f"without .gz) in a folder and pass data_dir=<folder> (kbench run --data-dir), "
+        f"or set {KBENCH_DATA_DIR_ENV}=<dir> so that <dir>/{name}/ holds them"
     )
+    if name in KERAS_DATASETS:
+        hints.append(f"let Keras download it once into its cache (keras.datasets.{name}"
+                     ".load_data(), as load_dataset does with download=True)")
+    return tuple(hints)
 
 
-def _find_idx_files(folder: Any) -> tuple[dict[str, Any], list[str]]:
-    """Return ({key: file}, [missing file names]) for the four IDX files in folder."""
+def offline_hint(name: str) -> str:
+    """How to provide dataset name without a network: :func:`offline_hints` as one clause."""
+    *others, last = offline_hints(name)
+    return "; ".join([*others, f"or {last}" if others else last])
+
+
+def find_idx_files(folder: Any) -> tuple[dict[str, Any], list[str]]:
+    """Return ({IDX_FILES key: file}, [missing .gz names]) for the four IDX files in folder.
+
+    Each file is found under its .gz name or, failing that, the same name without .gz.
+    """
     found, missing = {}, []
     for key, gz_name in IDX_FILES.items():
         candidates = [folder / gz_name, folder / _uncompressed_name(gz_name)]
@@ -191,7 +216,7 @@ def _find_idx_files(folder: Any) -> tuple[dict[str, Any], list[str]]:
 
 def is_complete_idx_folder(folder: Any) -> bool:
     """True if folder exists and holds all four IDX_FILES (each .gz or not)."""
-    return folder.is_dir() and not _find_idx_files(folder)[1]
+    return folder.is_dir() and not find_idx_files(folder)[1]
 
 
 def _check_split_files(
@@ -224,13 +249,12 @@ def load_idx_folder(folder: Any, name: str = "idx") -> Dataset:
     """
     folder = as_path(folder)
     if not folder.is_dir():
-        raise DatasetError(
-            f"data folder {folder} does not exist or is not a folder; {offline_hint(name)}"
-        )
-    files, missing = _find_idx_files(folder)
+        raise DatasetError(f"data folder {folder} does not exist or is not a folder; "
+                           f"to get it: {offline_hint(name)}")
+    files, missing = find_idx_files(folder)
     if missing:
         raise DatasetError(
-            f"data folder {folder} is missing {', '.join(missing)}; {offline_hint(name)}"
+            f"data folder {folder} is missing {', '.join(missing)}; to get it: {offline_hint(name)}"
         )
     arrays = {key: read_idx(path) for key, path in files.items()}
     for split in ("train", "test"):
