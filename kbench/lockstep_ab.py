@@ -111,6 +111,8 @@ class WorkflowResult:
         tf_versions, injected: each side's TensorFlow version and injected slowdown.
         fingerprints: each side's machine fingerprint, as its worker saw it.
         device: the device both sides trained on.
+        seed: the seed of the start and pair orders (``run_workflow(seed=...)``
+            repeats them).
     """
 
     workflow: str
@@ -135,6 +137,7 @@ class WorkflowResult:
     batch_size: int
     fingerprints: Mapping[str, Mapping] = dataclasses.field(default_factory=dict)
     device: str = "/CPU:0"
+    seed: int | None = None
 
     @property
     def log_ratios(self) -> np.ndarray:
@@ -269,7 +272,8 @@ def run_workflow(spec: WorkflowSpec, baseline: Side, candidate: Side, profile: P
     lane's pair in random order; the pairs are kept lane by lane (pair i in
     lane ``i % workers``), as the test's CI expects.
 
-    ``seed`` seeds those draws (None: fresh ones each run).
+    ``seed`` seeds those draws (None: a fresh seed, kept in the result so the
+    orders can be repeated).
     ``open_worker(request, python=...)`` makes a worker (a context manager with
     ``warm_up()``, ``next_round()``, ``info`` and ``cpu_marks``); tests pass a
     fake. ``on_pair(pairs, test, elapsed_s)`` reports progress after every
@@ -283,6 +287,8 @@ def run_workflow(spec: WorkflowSpec, baseline: Side, candidate: Side, profile: P
         raise ABError(f"sides must be (baseline, candidate), got ({baseline.name!r}, "
                       f"{candidate.name!r})")
     test = sequential.SequentialTest(design, budget_s)
+    if seed is None:
+        seed = random.SystemRandom().randrange(2**32)
     rng = random.Random(seed)
     lanes = design.workers
     order = start_order(rng.choice(SIDES), lanes)
@@ -350,7 +356,7 @@ def run_workflow(spec: WorkflowSpec, baseline: Side, candidate: Side, profile: P
         tf_versions={s: str(infos[s].get("tf_version", "?")) for s in SIDES},
         injected={s: sides[s].slowdown for s in SIDES}, batch_size=spec.batch_size,
         fingerprints={s: infos[s]["fingerprint"] for s in SIDES if "fingerprint" in infos[s]},
-        device=device)
+        device=device, seed=seed)
 
 
 # --------------------------------------------------------------------------- storing

@@ -41,7 +41,8 @@ def fakes(tmp_path, candidate_factor=1.0, ok=True):
 
 
 # The fake workers have no lasting speed offsets of their own: the CI allows for tiny ones.
-STEADY = ("--process-sd", "0.2%")
+# A fixed seed of the pair orders makes each fake A/B the same every run.
+STEADY = ("--process-sd", "0.2%", "--seed", "0")
 
 
 def ab(*args, obj):
@@ -61,6 +62,7 @@ def test_a_slower_candidate_fails_with_its_ratio_ci_and_pairs(tmp_path):
     assert result.exit_code == 1, result.output
     [line] = [li for li in result.stdout.splitlines() if "candidate/baseline" in li]
     assert ": SLOWER  candidate/baseline 0.8" in line and " worker(s) a side in " in line
+    assert line.endswith("--seed 0 repeats its orders)")
     assert "overall: SLOWER" in result.stdout
     stored = [li.rsplit(": ", 1)[1] for li in result.stdout.splitlines()
               if "run (its rounds, paired with the other's):" in li]

@@ -133,6 +133,15 @@ def test_an_injected_slowdown_reaches_the_worker_and_shows_as_that_ratio():
     assert result.verdict == sequential.SLOWER
 
 
+def test_a_runs_seed_is_kept_and_repeats_its_start_and_pair_orders():
+    drawn, _ = run(seed=None)  # a fresh seed (and a fake machine of fresh noise)
+    assert isinstance(drawn.seed, int)
+    repeated, _ = run(seed=drawn.seed)
+    n = min(repeated.pairs, drawn.pairs)  # the noise may decide at another look
+    assert (repeated.first[:n], repeated.start_order) == (drawn.first[:n], drawn.start_order)
+    assert run(seed=7)[0].first == run(seed=7)[0].first != run(seed=8)[0].first
+
+
 def test_pairs_are_run_in_a_random_order_so_each_side_goes_first_about_half_the_time():
     result, _ = run(budget_s=200.0, design=Design(0.001, min_pairs=10, workers=2))
     share = result.first.count(BASELINE) / result.pairs

@@ -117,6 +117,10 @@ def ab_command(
     inconclusive_fails: Annotated[bool, typer.Option(
         "--inconclusive-fails", help=f"exit 1, not {lockstep_ab.EXIT_INCONCLUSIVE}, on an "
                                      "inconclusive verdict")] = False,
+    seed: Annotated[Optional[int], typer.Option(
+        help="seed of the workers' start order and each pair's order (default: a fresh "
+             "seed per workflow, printed with its verdict); --calibrate's injected run uses "
+             "seed + 1", show_default=False)] = None,
     calibrate: Annotated[bool, typer.Option(
         "--calibrate", help="power self-test: an A/A of the baseline, the smallest slowdown "
                             "the budget detects, and an injected slowdown of that size")] = False,
@@ -156,7 +160,7 @@ def ab_command(
     options = dict(workflows=workflow, max_slowdown=allowed,
                    budget_s=lockstep.parse_duration(budget, "--budget"), min_pairs=min_pairs,
                    looks=looks, alpha=sequential.DEFAULT_ALPHA if alpha is None else alpha,
-                   workers=workers,
+                   workers=workers, seed=seed,
                    process_sd=parse_fraction(process_sd, "--process-sd", allow_zero=True))
     fakes = ctx.obj if isinstance(ctx.obj, dict) else {}
     options.update(run=runner(ctx), open_worker=fakes.get("open_worker", remote.RemoteRun),

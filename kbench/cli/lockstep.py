@@ -76,7 +76,7 @@ def _result_line(result) -> str:
             f"{result.pairs_s:.0f} s (startups: precursor {result.precursor_s:.0f} s, "
             f"baseline {result.startup_s['baseline']:.0f} s, candidate "
             f"{result.startup_s['candidate']:.0f} s; idle workers' CPU {idle or 'unknown'} "
-            "cores)")
+            f"cores; --seed {result.seed} repeats its orders)")
 
 
 def _check_sides(run, *sides) -> None:
@@ -88,11 +88,12 @@ def _check_sides(run, *sides) -> None:
 def run_lockstep(baseline_python: Path, candidate_python: Path, *, workflows: list[str] | None,
                  max_slowdown: float, budget_s: float, min_pairs: int, looks: int,
                  alpha: float, workers: int, process_sd: float, inject: float, json_path: Path | None,
-                 inconclusive_fails: bool, store: Path | None = None, run=subprocess.run,
+                 inconclusive_fails: bool, seed: int | None = None, store: Path | None = None,
+                 run=subprocess.run,
                  open_worker=remote.RemoteRun, clock=time.perf_counter) -> int:
     """``kbench ab``'s lockstep mode; returns the exit code. ``run`` runs the interpreter
     check, ``open_worker`` makes a side's worker, ``clock`` times the pairs (tests pass
-    fakes)."""
+    fakes); ``seed`` seeds each workflow's start and pair orders (None: fresh ones)."""
     with bad_input(sequential.SequentialError, lockstep_ab.ABError):
         design = sequential.Design(max_slowdown, alpha=alpha, looks=looks, min_pairs=min_pairs,
                                    workers=workers, process_sd=process_sd)
@@ -110,7 +111,7 @@ def run_lockstep(baseline_python: Path, candidate_python: Path, *, workflows: li
     results = []
     for spec in specs:
         results.append(_run_one(out, spec, baseline, candidate, profile, design, budget_s,
-                                open_worker, clock))
+                                open_worker, clock, seed))
         say(out, _result_line(results[-1]))
     overall = lockstep_ab.overall_verdict([r.verdict for r in results])
     say(out, f"overall: {overall.upper()}")
@@ -129,7 +130,8 @@ def run_lockstep(baseline_python: Path, candidate_python: Path, *, workflows: li
     return lockstep_ab.exit_code(overall, inconclusive_fails=inconclusive_fails)
 
 
-def _run_one(out, spec, baseline, candidate, profile, design, budget_s, open_worker, clock):
+def _run_one(out, spec, baseline, candidate, profile, design, budget_s, open_worker, clock,
+             seed):
     with progress_bar(out, "ratio") as progress:
         task = progress.add_task(f"{spec.name}: starting both sides", total=None, ratio="")
 
@@ -142,8 +144,8 @@ def _run_one(out, spec, baseline, candidate, profile, design, budget_s, open_wor
 
         try:
             return lockstep_ab.run_workflow(spec, baseline, candidate, profile, design,
-                                            budget_s, on_pair=on_pair, open_worker=open_worker,
-                                            clock=clock)
+                                            budget_s, seed=seed, on_pair=on_pair,
+                                            open_worker=open_worker, clock=clock)
         except lockstep_ab.ABError as err:
             progress.stop()
             raise CliError(str(err)) from None
@@ -151,7 +153,7 @@ def _run_one(out, spec, baseline, candidate, profile, design, budget_s, open_wor
 
 def calibrate(baseline_python: Path, *, workflows: list[str] | None, max_slowdown: float,
               budget_s: float, min_pairs: int, looks: int, alpha: float, workers: int,
-              process_sd: float, run=subprocess.run,
+              process_sd: float, seed: int | None = None, run=subprocess.run,
               open_worker=remote.RemoteRun, clock=time.perf_counter) -> int:
     """``kbench ab --calibrate``: an A/A of the baseline against itself, the minimum
     detectable slowdown it implies, and an injected slowdown of that size to check it."""
@@ -169,7 +171,7 @@ def calibrate(baseline_python: Path, *, workflows: list[str] | None, max_slowdow
         # so the spread and the pairs per second are those of a full budget.
         a_a_design = dataclasses.replace(design, max_slowdown=1e-9, looks=1)
         a_a = _run_one(out, spec, a_side, b_side, profile, a_a_design, budget_s, open_worker,
-                       clock)
+                       clock, seed)
         estimate = lockstep_ab.power(a_a.log_ratios, a_a.pairs_s, budget_s, design)
         measured = ("not measurable with one worker a side" if estimate.measured_process_sd
                     is None else f"{_format.share(estimate.measured_process_sd, 1)} measured")
@@ -184,9 +186,10 @@ def calibrate(baseline_python: Path, *, workflows: list[str] | None, max_slowdow
         injected = lockstep_ab.Side(lockstep_ab.CANDIDATE, str(baseline_python),
                                     round(estimate.min_detectable, 4))
         check = _run_one(out, spec, a_side, injected, profile, design, budget_s, open_worker,
-                         clock)
+                         clock, None if seed is None else seed + 1)
         achieved = 1 - check.ratio
         say(out, f"{spec.name}: injected {_format.share(injected.slowdown)}: measured "
                  f"{_format.share(achieved)} slower ({_ratio(check)}), verdict "
-                 f"{check.verdict.upper()} after {check.pairs} pairs in {check.pairs_s:.0f} s")
+                 f"{check.verdict.upper()} after {check.pairs} pairs in {check.pairs_s:.0f} s "
+                 f"(orders' seed {check.seed})")
     return 0
