@@ -32,11 +32,25 @@ def names(result) -> set[str]:
 # --------------------------------------------------------------------------- list
 
 
-def test_list_shows_all_108_workflows_in_a_table():
+def test_list_shows_all_108_combinations_and_the_tutorials_in_a_table():
     result = invoke("list")
     assert result.exit_code == 0
-    assert "108 workflow(s)" in result.stdout
+    assert f"{108 + len(workflows.TUTORIAL_WORKFLOWS)} workflow(s)" in result.stdout
     assert "cnn-subclassed-custom-xla-bf16" in result.stdout
+    assert "reference (5 epochs)" in result.stdout
+    assert "tutorial-fashion-classifier" in result.stdout
+
+
+def test_list_tutorials_shows_only_the_tutorials_with_their_data_and_settings():
+    assert names(invoke("list", "--names", "--tutorials")) == set(workflows.TUTORIAL_WORKFLOWS)
+    assert names(invoke("list", "--names", "--tutorials", "--family", "cnn")) == {
+        "tutorial-mnist-cnn-tfdata", "tutorial-mnist-cnn-callbacks"}
+    table = invoke("list", "--tutorials", "--family", "mlp").stdout
+    assert "tutorial: fashion_mnist, numpy input, onehot labels, batch 32, 20 epochs" in table
+
+
+def test_list_refuses_reference_and_tutorials_together():
+    assert_bad_input(invoke("list", "--reference", "--tutorials"), "--reference", "--tutorials")
 
 
 def test_list_filters_by_every_name_field():

@@ -29,14 +29,22 @@ def metric(value: float) -> str:
 # --------------------------------------------------------------------------- workflows
 
 
+def _workflow_kind(spec: workflows.WorkflowSpec) -> str:
+    if spec.preset in workflows.TUTORIAL_WORKFLOWS:
+        return (f"tutorial: {spec.dataset}, {spec.input_kind} input, {spec.labels} labels, "
+                f"batch {spec.batch_size}, {spec.epochs} epochs")
+    ref = workflows.REFERENCE_WORKFLOWS.get(spec.name)
+    return f"reference ({ref.epochs} epochs)" if ref else ""
+
+
 def workflow_table(specs: Sequence[workflows.WorkflowSpec]) -> Table:
-    """One row per workflow, with its epochs if it is a reference workflow."""
+    """One row per workflow, saying if it is a reference workflow (its epochs) or a
+    tutorial's (its data and settings)."""
     table = Table(caption=f"{len(specs)} workflow(s)")
     table.add_column("workflow", no_wrap=True)
-    table.add_column("reference (epochs)")
+    table.add_column("kind")
     for spec in specs:
-        ref = workflows.REFERENCE_WORKFLOWS.get(spec.name)
-        table.add_row(Text(spec.name), Text(f"yes ({ref.epochs})" if ref else ""))
+        table.add_row(Text(spec.name), Text(_workflow_kind(spec)))
     return table
 
 

@@ -40,11 +40,18 @@ def list_workflows(
                          typer.Option(help="tag or policy name (repeatable)")] = None,
     reference: Annotated[bool, typer.Option(
         "--reference", help="only the reference workflows the accuracy suite trains")] = False,
+    tutorials: Annotated[bool, typer.Option(
+        "--tutorials", help="only the TensorFlow/Keras tutorials' workflows")] = False,
     names_only: Annotated[bool, typer.Option(
         "--names", help="print names only, one a line")] = False,
 ) -> None:
-    """List workflows (every combination, or the reference ones), filtered by field."""
-    specs = tuple(workflows.REFERENCE_WORKFLOWS.values()) if reference else workflows.full_matrix()
+    """List workflows (every combination and the tutorials', or the reference or tutorial
+    ones), filtered by field."""
+    if reference and tutorials:
+        raise CliError("--reference and --tutorials list different workflows: give one")
+    tutorial_specs = tuple(workflows.TUTORIAL_WORKFLOWS.values())
+    specs = (tuple(workflows.REFERENCE_WORKFLOWS.values()) if reference else tutorial_specs
+             if tutorials else workflows.full_matrix() + tutorial_specs)
     filters = {"family": _values(family), "style": _values(style), "loop": _values(loop),
                "execution": _values(execution),
                "precision": tuple(workflows.PRECISION_BY_TAG.get(p, p)
