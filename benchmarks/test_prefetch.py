@@ -60,24 +60,26 @@ def costly_input(spec, dataset, prefetch="off", parallel="off"):
 
 @pytest.mark.parametrize("pipeline", PIPELINES)
 @pytest.mark.parametrize("loop", LOOPS)
-def test_prefetch(lockstep_group, mnist_5k, device, batch_size, profile, loop, pipeline):
+def test_prefetch(lockstep_group, train_dataset, dataset_name, on_dataset, device, batch_size,
+                  profile, loop, pipeline):
     def variant(pipeline):
-        spec = WorkflowSpec(loop=loop, batch_size=batch_size)
+        spec = WorkflowSpec(loop=loop, batch_size=batch_size, dataset=dataset_name)
         if pipeline == INPUT_ONLY:
-            return InputOnly(pipeline, spec, costly_input(spec, mnist_5k))
+            return InputOnly(pipeline, spec, costly_input(spec, train_dataset))
         if pipeline == INPUT_ONLY_PARALLEL:
-            return InputOnly(pipeline, spec, costly_input(spec, mnist_5k, parallel="autotune"))
-        if pipeline == ONE_THREAD:
+            return InputOnly(pipeline, spec,
+                             costly_input(spec, train_dataset, parallel="autotune"))
+        if pipeline == ONE_THREAD:  # the child process loads the spec's dataset itself
             return Remote(pipeline, spec, pipeline_options("autotune", "autotune"),
                           intra_op_threads=1, extras=input_bound("autotune"))
         if pipeline == COMPUTE_ONLY:
-            cached = inputs.compute_only_input(costly_input(spec, mnist_5k),
+            cached = inputs.compute_only_input(costly_input(spec, train_dataset),
                                                profile.steps_per_round)
             return Training(pipeline, spec, cached)
         prefetch, parallel = SETTINGS[pipeline]
-        return Training(pipeline, spec, costly_input(spec, mnist_5k, prefetch, parallel),
+        return Training(pipeline, spec, costly_input(spec, train_dataset, prefetch, parallel),
                         extras=input_bound(parallel))
 
     lockstep_group(variant, vary="pipeline", suite="prefetch",
-                   comparison=f"prefetch {loop} b{batch_size} {device}",
+                   comparison=f"prefetch {loop} b{batch_size} {device}{on_dataset}",
                    baseline="prefetch=off map=off")

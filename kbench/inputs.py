@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from kbench import data as kdata
 from kbench import telemetry, training
+from kbench.data.pipelines import ArrayInput, make_array_input
 from kbench.measure import MeasurementError, calibrated_steps, lead_steps
 from kbench.profiles import Profile
 from kbench.record import BenchmarkRecord
@@ -17,13 +18,25 @@ from kbench.workflows import WorkflowSpec
 
 
 def training_input(spec: WorkflowSpec, dataset: kdata.Dataset | None = None,
-                   **pipeline_overrides) -> tf.data.Dataset:
-    """The spec's training pipeline as a benchmark feeds it: endless, full batches.
+                   **pipeline_overrides) -> tf.data.Dataset | ArrayInput:
+    """The spec's training input as a benchmark feeds it.
 
-    Repeated before the shuffle, so no round pays an epoch boundary's shuffle
-    buffer refill and every batch has ``batch_size`` examples.
+    ``tfdata``: the pipeline, endless, in full batches: repeated before the
+    shuffle, so no round pays an epoch boundary's shuffle buffer refill and
+    every batch has ``batch_size`` examples. ``numpy``: the arrays ``fit``
+    batches and shuffles itself (a steady-state run cuts them to whole rounds:
+    :meth:`~kbench.data.pipelines.ArrayInput.whole_epochs`).
+
+    Raises:
+        ValueError: pipeline options given for NumPy input, naming them.
     """
     dataset = dataset if dataset is not None else kdata.load_dataset(spec.dataset, seed=spec.seed)
+    if spec.input_kind == "numpy":
+        if pipeline_overrides:
+            raise ValueError(f"NumPy input to fit takes no pipeline options, got "
+                             f"{sorted(pipeline_overrides)}; use input_kind='tfdata'")
+        return make_array_input(dataset.x_train, dataset.y_train,
+                                training.pipeline_options(spec))
     options = training.pipeline_options(spec, repeat=True, drop_remainder=True,
                                         **pipeline_overrides)
     return kdata.make_pipeline(dataset.x_train, dataset.y_train, options)

@@ -26,6 +26,7 @@ from typing import Any
 import tensorflow as tf
 
 from kbench import _validate, lockstep, stats
+from kbench.data.pipelines import ArrayInput
 from kbench.inputs import InputOnlyRun
 from kbench.measure import SteadyStateRun, write_record
 from kbench.profiles import Profile
@@ -47,7 +48,7 @@ class Training:
 
     name: str
     spec: WorkflowSpec
-    train_data: tf.data.Dataset = dataclasses.field(repr=False)
+    train_data: tf.data.Dataset | ArrayInput = dataclasses.field(repr=False)
     extras: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     per_step = True

@@ -47,6 +47,7 @@ import tensorflow as tf
 
 from kbench import _format, models, stats, telemetry, training
 from kbench._validate import check_number, check_positive_int
+from kbench.data.pipelines import ArrayInput
 from kbench.distribute import sync_devices
 from kbench.flops import training_flops_per_sample
 from kbench.profiles import Profile
@@ -359,7 +360,7 @@ class SteadyStateRun:
             from anything else.
     """
 
-    def __init__(self, spec: WorkflowSpec, train_data: tf.data.Dataset, profile: Profile, *,
+    def __init__(self, spec: WorkflowSpec, train_data: tf.data.Dataset | ArrayInput, profile: Profile, *,
                  device: str = "/CPU:0", timer: Callable[[], float] = time.perf_counter,
                  timeout_s: float = ROUND_TIMEOUT_S, rounds: int | None = None,
                  per_step: bool = True, slowdown: float = 0.0,
@@ -425,11 +426,11 @@ class SteadyStateRun:
                 # One execution traces (startup_s), one more gives a rough step time,
                 # so that the calibration epochs last about a round, however slow
                 # the step (a fixed count of slow steps would take minutes).
-                self.loop.run(self._train_data, epochs=2, callbacks=[self.startup],
+                self.loop.run(self._epochs_of(multiple), epochs=2, callbacks=[self.startup],
                               steps_per_epoch=multiple)
                 calibration = calibrated_steps(self.startup.epoch_s[1] / multiple,
                                                self.profile, multiple)
-                self.loop.run(self._train_data, epochs=CALIBRATION_EPOCHS,
+                self.loop.run(self._epochs_of(calibration), epochs=CALIBRATION_EPOCHS,
                               callbacks=[self.startup], steps_per_epoch=calibration)
                 # Their median is the step time.
                 step_s = float(np.median(self.startup.epoch_s[2:])) / calibration
@@ -439,7 +440,8 @@ class SteadyStateRun:
                 if self.lead_steps:
                     self.probe.lead_end_step = self.lead_steps - 1
                 self.probe.finished.put(("ready", None))
-                self.loop.run(self._train_data, epochs=self.total_rounds,
+                self.loop.run(self._epochs_of(self.lead_steps + self.steps_per_round),
+                              epochs=self.total_rounds,
                               steps_per_epoch=self.lead_steps + self.steps_per_round,
                               callbacks=[self.probe])
             self.probe.finished.put(("done", None))
@@ -447,6 +449,14 @@ class SteadyStateRun:
             self.probe.finished.put(("closed", None))
         except BaseException as err:  # handed to the caller's thread
             self.probe.finished.put(("error", err))
+
+    def _epochs_of(self, steps: int):
+        """The training input for epochs of ``steps`` steps: a pipeline as it is (it
+        repeats); arrays cut to whole epochs (fit would stop an epoch short where a
+        pass over them ran out)."""
+        if isinstance(self._train_data, ArrayInput):
+            return self._train_data.whole_epochs(steps)
+        return self._train_data
 
     def _wait(self, what: str, expect: str) -> None:
         try:
@@ -507,7 +517,7 @@ class SteadyStateRun:
         )
 
 
-def measure(spec: WorkflowSpec, train_data: tf.data.Dataset, profile: Profile, *,
+def measure(spec: WorkflowSpec, train_data: tf.data.Dataset | ArrayInput, profile: Profile, *,
             device: str = "/CPU:0") -> Measurement:
     """Measure ``spec`` alone on ``train_data``: the profile's warm-up and measured rounds.
 

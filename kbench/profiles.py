@@ -12,6 +12,14 @@ from types import MappingProxyType
 
 from kbench import _validate
 from kbench.lockstep import ORDERS
+from kbench.workflows import DATASETS
+
+# The data every suite trains on: the 5,000 real MNIST digits bundled with kbench.
+BUNDLED_DATASET = "mnist_5k"
+# Where Fashion-MNIST is installed (e.g. the Debian package dataset-fashion-mnist),
+# the default and full profiles also run the loops and prefetch suites on its
+# 60,000 training images: a pipeline the size users have, not cached in memory.
+FULL_DATASETS = (BUNDLED_DATASET, "fashion_mnist")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +51,9 @@ class Profile:
             the cycles so far; the reported CI is the bootstrap's).
         max_cycles: the most cycles a group runs, whatever the time.
         order: the order of the variants within a cycle (kbench.lockstep.ORDERS).
+        datasets: what the loops and prefetch suites train on, one comparison
+            group per dataset (a dataset not available offline skips, saying
+            how to get it).
     """
 
     name: str
@@ -57,6 +68,7 @@ class Profile:
     target_ci: float = 0.05
     max_cycles: int = 400
     order: str = "random"
+    datasets: tuple[str, ...] = (BUNDLED_DATASET,)
 
     def __post_init__(self):
         for field, minimum in (("rounds", 2), ("steps_per_round", 1), ("warmup_rounds", 0),
@@ -68,6 +80,11 @@ class Profile:
         _validate.check_number("group_s", self.group_s, low=0)
         _validate.check_fraction("target_ci", self.target_ci)
         _validate.check_choice("order", self.order, ORDERS)
+        if not isinstance(self.datasets, tuple) or not self.datasets:
+            raise ValueError(f"datasets must be a non-empty tuple of dataset names, got "
+                             f"{self.datasets!r}")
+        for name in self.datasets:
+            _validate.check_choice("datasets", name, DATASETS)
 
 
 # Budgets on a 2-core CPU: smoke, the whole suite in <= 2 min (CI); default
@@ -91,10 +108,10 @@ PROFILES = MappingProxyType({
                      target_ci=0.10),
     "default": Profile("default", rounds=8, steps_per_round=10, min_round_s=0.1,
                        warmup_rounds=1, batch_sizes=(64,), families=("mlp", "cnn"),
-                       lead_steps=8, group_s=9.0, target_ci=0.05),
+                       lead_steps=8, group_s=9.0, target_ci=0.05, datasets=FULL_DATASETS),
     "full": Profile("full", rounds=20, steps_per_round=20, min_round_s=0.2, warmup_rounds=2,
                     batch_sizes=(64, 256, 1024), families=("mlp", "cnn"), lead_steps=16,
-                    group_s=90.0, target_ci=0.02),
+                    group_s=90.0, target_ci=0.02, datasets=FULL_DATASETS),
 })
 PROFILE_ENV = "KBENCH_PROFILE"
 DEFAULT_PROFILE = "default"

@@ -8,9 +8,10 @@ or for one run with ``pytest -p kbench.pytest_plugin``. It needs
 pytest-benchmark (kbench's ``test`` extra). kbench's own
 ``benchmarks/conftest.py`` is that one line.
 
-It adds ``--kbench-profile`` and ``--kbench-store``; the fixtures ``profile``,
-``mnist_5k``, ``device``, ``peak_flops`` and ``lockstep_group``; the profile's
-``batch_size``/``family`` parametrization; the store of every session's run;
+It adds ``--kbench-profile``, ``--kbench-dataset``, ``--kbench-group-s`` and
+``--kbench-store``; the fixtures ``profile``, ``mnist_5k``, ``train_dataset``,
+``on_dataset``, ``device``, ``peak_flops`` and ``lockstep_group``; the profile's
+``batch_size``/``family``/``dataset_name`` parametrization; the store of every session's run;
 and the kbench summary of that run at the end of the session. A benchmark
 counts as kbench's when its ``extra_info`` holds a
 :class:`kbench.record.BenchmarkRecord` (``lockstep_group`` and
@@ -40,7 +41,8 @@ from pathlib import Path
 
 import pytest
 
-from kbench import data, distribute, fingerprint, flops, interleaved, profiles, report, results
+from kbench import (data, distribute, fingerprint, flops, interleaved, profiles, report, results,
+                    workflows)
 
 
 @dataclasses.dataclass
@@ -67,6 +69,12 @@ def pytest_addoption(parser):
         "--kbench-profile", choices=tuple(profiles.PROFILES), default=None,
         help=f"benchmark profile (default: ${profiles.PROFILE_ENV} or '{profiles.DEFAULT_PROFILE}'): "
              "smoke <= 2 min for CI, default <= 10 min, full sweeps batch sizes",
+    )
+    parser.addoption(
+        "--kbench-dataset", metavar="NAME", action="append", default=None,
+        choices=tuple(workflows.DATASETS),
+        help="a dataset the loops and prefetch suites train on (repeatable; default: the "
+             "profile's: mnist_5k, and fashion_mnist too in the default and full profiles)",
     )
     parser.addoption(
         "--kbench-group-s", metavar="SECONDS", type=float, default=None,
@@ -160,6 +168,9 @@ def _profile(config) -> profiles.Profile:
         profile = profiles.get_profile(name)
     except ValueError as err:
         raise pytest.UsageError(f"${profiles.PROFILE_ENV}={name!r}: {err}") from None
+    chosen = config.getoption("--kbench-dataset")
+    if chosen:
+        profile = dataclasses.replace(profile, datasets=tuple(dict.fromkeys(chosen)))
     group_s = config.getoption("--kbench-group-s")
     if group_s is None:
         return profile
@@ -179,9 +190,11 @@ def _parametrized_by_marks(metafunc) -> set[str]:
 
 
 def pytest_generate_tests(metafunc):
-    """Batch sizes and model families come from the profile, so collection shows them.
+    """Batch sizes, model families and datasets come from the profile, so collection
+    shows them.
 
-    A test that parametrizes ``batch_size`` or ``family`` itself keeps its own values
+    A test that parametrizes ``batch_size``, ``family`` or ``dataset_name`` itself
+    keeps its own values
     (the hooks apply to the whole session, e.g. ``pytest tests benchmarks``).
     """
     profile = _profile(metafunc.config)
@@ -190,6 +203,8 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("batch_size", profile.batch_sizes, ids=lambda b: f"b{b}")
     if "family" in metafunc.fixturenames and "family" not in own:
         metafunc.parametrize("family", profile.families)
+    if "dataset_name" in metafunc.fixturenames and "dataset_name" not in own:
+        metafunc.parametrize("dataset_name", profile.datasets)
 
 
 @pytest.fixture(scope="session")
@@ -200,6 +215,32 @@ def profile(request) -> profiles.Profile:
 @pytest.fixture(scope="session")
 def mnist_5k():
     return data.load_dataset("mnist_5k")
+
+
+@pytest.fixture(scope="session")
+def _loaded_datasets() -> dict:
+    return {}
+
+
+@pytest.fixture
+def train_dataset(dataset_name, _loaded_datasets, mnist_5k) -> data.Dataset:
+    """The profile's dataset ``dataset_name`` (loaded once a session); one that is not
+    available offline skips, saying how to get it."""
+    if dataset_name == mnist_5k.name:
+        return mnist_5k
+    if dataset_name not in _loaded_datasets:
+        if data.local_source(dataset_name) is None:
+            pytest.skip(f"{dataset_name} is not available offline; to get it: "
+                        f"{data.offline_hint(dataset_name)}")
+        _loaded_datasets[dataset_name] = data.load_dataset(dataset_name)
+    return _loaded_datasets[dataset_name]
+
+
+@pytest.fixture
+def on_dataset(dataset_name) -> str:
+    """What a comparison group's name adds for its dataset: nothing for the bundled
+    digits (the names stored runs already use), `` on <name>`` for any other."""
+    return "" if dataset_name == profiles.BUNDLED_DATASET else f" on {dataset_name}"
 
 
 @pytest.fixture(params=[pytest.param("/CPU:0", id="cpu"), pytest.param("/GPU:0", id="gpu")])

@@ -257,6 +257,30 @@ def test_array_input_refuses_tf_data_knobs_naming_them(field, value):
         make_array_input(ds.x_train, ds.y_train, PipelineOptions(**{field: value}))
 
 
+@pytest.mark.parametrize("n, steps, expected", [
+    (20, 2, 16),  # two epochs of 2 batches of 4: the rest is cut
+    (20, 5, 20),  # exactly one epoch
+    (20, 8, 32),  # fewer than an epoch: repeated to one
+])
+def test_whole_epochs_cuts_or_repeats_the_arrays_to_whole_epochs(n, steps, expected):
+    ds = tiny_dataset(seed=2, n_train=n, n_test=4)
+    arrays = make_array_input(ds.x_train, ds.y_train, PipelineOptions(batch_size=4))
+    whole = arrays.whole_epochs(steps)
+    assert len(whole) == len(whole.y) == expected and expected % (steps * 4) == 0
+    index = np.arange(expected) % n
+    np.testing.assert_array_equal(whole.x, arrays.x[index])
+    np.testing.assert_array_equal(whole.y, arrays.y[index])
+    assert (whole.batch_size, whole.shuffle) == (arrays.batch_size, arrays.shuffle)
+
+
+@pytest.mark.parametrize("steps", [0, -1, 2.5, "3"])
+def test_whole_epochs_refuses_a_bad_step_count_quoting_it(steps):
+    ds = tiny_dataset(seed=2, n_train=20, n_test=4)
+    arrays = make_array_input(ds.x_train, ds.y_train, PipelineOptions(batch_size=4))
+    with pytest.raises(ValueError, match=f"steps.*{steps!r}"):
+        arrays.whole_epochs(steps)
+
+
 def test_validation_holdout_takes_the_end_as_keras_does():
     x, y = np.arange(10), np.arange(10) * 2
     x_train, y_train, x_val, y_val = validation_holdout(x, y, 0.25)

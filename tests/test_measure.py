@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 from kbench import distribute, inputs, measure, profiles, testing
+from kbench.data.pipelines import ArrayInput
 from kbench.workflows import LOOPS, UpstreamBugError, WorkflowSpec
 
 from test_flops import MLP_FORWARD_FLOPS
@@ -79,6 +80,24 @@ def test_steady_state_run_times_rounds_and_steps(loop, tiny):
     assert result.step_s == (1.0,) * 12
     assert result.flops_per_sample == 3 * MLP_FORWARD_FLOPS
     assert len(result.round_loss) == 3 and np.all(np.isfinite(result.round_loss))
+
+
+def test_numpy_input_runs_every_round_in_full_whatever_the_arrays_length(tiny):
+    """fit on arrays stops an epoch short where a pass runs out: the run hands fit
+    whole epochs of them, so no round is short (the tiny set holds 8 batches of 32,
+    a round 5 steps: unaligned, the second round would end after 3)."""
+    spec = WorkflowSpec(batch_size=32, input_kind="numpy")
+    arrays = _input(spec, tiny)
+    assert isinstance(arrays, ArrayInput) and len(arrays) % (5 * 32)
+    result = _run_rounds(spec, arrays, profile(rounds=5, steps=5))
+    assert result.steps_per_round == 5 and len(result.round_s) == 5
+    assert len(result.step_s) == 5 * 5
+
+
+def test_a_benchmarks_numpy_input_refuses_pipeline_options(tiny):
+    spec = WorkflowSpec(input_kind="numpy")
+    with pytest.raises(ValueError, match=r"no pipeline options, got \['prefetch'\]"):
+        inputs.training_input(spec, tiny, prefetch=1)
 
 
 def test_rounds_are_lengthened_to_the_profile_round_time(tiny):

@@ -52,6 +52,11 @@ FIELDS = dict(name="x", rounds=3, steps_per_round=3, min_round_s=0.1, warmup_rou
     ("order", None, "order must be one of ('abba', 'random'), got None"),
     ("max_cycles", 1, "max_cycles must be an int >= 2, got 1"),
     ("max_cycles", 2, "max_cycles (2) must be >= rounds (3)"),
+    ("datasets", (), "datasets must be a non-empty tuple of dataset names, got ()"),
+    ("datasets", "mnist_5k", "datasets must be a non-empty tuple of dataset names, got "
+                             "'mnist_5k'"),
+    ("datasets", ("mnist_5k", "cifar10"), "datasets must be one of ('mnist_5k', 'mnist', "
+                                          "'fashion_mnist', 'synthetic'), got 'cifar10'"),
 ])
 def test_profile_validates_its_fields(field, value, message):
     with pytest.raises(ValueError, match=re.escape(message)):

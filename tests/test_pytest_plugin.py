@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from kbench import distribute, profiles, record, results
+from kbench import data, distribute, profiles, record, results
 
 pytest_plugins = ["pytester"]
 
@@ -242,6 +242,42 @@ def test_collection_shows_the_profiles_batch_sizes_and_families(session, monkeyp
     monkeypatch.setenv(profiles.PROFILE_ENV, "full")
     assert collected() == profile_ids("full")
     assert collected("--kbench-profile", "smoke") == profile_ids("smoke")  # the option wins
+
+
+DATASET_BENCHMARK = """
+def test_on(train_dataset, dataset_name, on_dataset):
+    assert train_dataset.name == dataset_name
+    print(f"{dataset_name} is labelled '{on_dataset}'")
+"""
+
+
+def test_the_profiles_datasets_parametrize_dataset_name_and_the_option_replaces_them(session):
+    def collected(*args):
+        return collected_ids(session("--collect-only", "-q", *args, source=DATASET_BENCHMARK))
+
+    assert collected() == {f"test_on[{d}]" for d in profiles.FULL_DATASETS}
+    assert collected("--kbench-profile", "smoke") == {"test_on[mnist_5k]"}
+    assert collected("--kbench-dataset", "synthetic", "--kbench-dataset", "synthetic",
+                     "--kbench-dataset", "mnist_5k") == {"test_on[synthetic]", "test_on[mnist_5k]"}
+    bad = session("--kbench-dataset", "cifar10", source=DATASET_BENCHMARK)
+    assert bad.ret == pytest.ExitCode.USAGE_ERROR
+    bad.stderr.fnmatch_lines(["*--kbench-dataset: invalid choice: 'cifar10'*fashion_mnist*"])
+
+
+def test_train_dataset_loads_the_dataset_and_labels_all_but_the_bundled_one(session):
+    result = session("-s", "--kbench-dataset", "mnist_5k", "--kbench-dataset", "synthetic",
+                     source=DATASET_BENCHMARK)
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*mnist_5k is labelled ''*", "*synthetic is labelled ' on "
+                                 "synthetic'*"])
+
+
+def test_a_dataset_not_available_offline_skips_saying_how_to_get_it(session, monkeypatch):
+    monkeypatch.setattr(data, "local_source", lambda name, data_dir=None: None)
+    result = session("-rs", "--kbench-dataset", "fashion_mnist", source=DATASET_BENCHMARK)
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["SKIPPED *fashion_mnist is not available offline; to get it:*"
+                                 "apt-get install dataset-fashion-mnist*"])
 
 
 DEVICE_BENCHMARK = """

@@ -212,6 +212,26 @@ class ArrayInput:
     def __len__(self) -> int:
         return len(self.x)
 
+    def whole_epochs(self, steps: int) -> "ArrayInput":
+        """These arrays cut to a whole number of epochs of ``steps`` batches (or, when
+        they hold fewer, repeated to one), for ``fit(steps_per_epoch=steps)``.
+
+        Keras starts a new pass over arrays only at an epoch's end, and only when
+        the last pass ended exactly there; a pass that runs out inside an epoch
+        stops that epoch short. Benchmarks time epochs of a fixed number of
+        steps, so their passes must be a whole number of epochs.
+
+        Raises:
+            ValueError: quoting ``steps`` unless it is a positive int.
+        """
+        check_int("steps", steps, minimum=1)
+        per_epoch = steps * self.batch_size
+        n = max(1, len(self) // per_epoch) * per_epoch
+        if n <= len(self):
+            return dataclasses.replace(self, x=self.x[:n], y=self.y[:n])  # views, no copy
+        index = np.arange(n) % len(self)
+        return dataclasses.replace(self, x=self.x[index], y=self.y[index])
+
 
 def make_array_input(x: Any, y: Any, options: PipelineOptions, *,
                      split: str = "train") -> ArrayInput:
