@@ -56,3 +56,14 @@ def seconds(value: float) -> str:
 def milliseconds(value: float) -> str:
     """Seconds written as milliseconds with two decimals: ``"1.23"`` (no unit)."""
     return f"{value * 1e3:.2f}"
+
+
+# Sizes are shown in megabytes (10**6 bytes) from this size up, below it in kilobytes.
+MEGABYTE = 10**6
+
+
+def size(size_bytes: int) -> str:
+    """A size in bytes, decimal units: ``"30.1 MB"``, ``"1.2 kB"``."""
+    if size_bytes >= MEGABYTE:
+        return f"{size_bytes / MEGABYTE:.1f} MB"
+    return f"{size_bytes / 1000:.1f} kB"

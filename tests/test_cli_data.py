@@ -13,7 +13,8 @@ from kbench.data import IDX_FILES, save_idx_folder, sources
 from kbench.testing import tiny_dataset
 from kbench.workflows import DATASETS
 from test_cli import assert_bad_input, invoke
-from test_data_sources import make_offline, publish
+from test_data_checksums import publish
+from test_data_sources import make_offline
 
 
 @pytest.fixture

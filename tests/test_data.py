@@ -8,7 +8,7 @@ import pytest
 
 from kbench import data
 
-MODULES = ("idx", "pipelines", "records", "sources", "synthetic")
+MODULES = ("checksums", "idx", "pipelines", "records", "sources", "synthetic")
 
 
 @pytest.mark.parametrize("name", data.__all__)

@@ -32,3 +32,10 @@ def test_share_is_a_percentage(value, digits, text):
                                          (0.000789, "789 us"), (0.0, "0.00 s")])
 def test_seconds_pick_a_unit(value, text):
     assert _format.seconds(value) == text
+
+
+@pytest.mark.parametrize("size_bytes, text", [(30_120_000, "30.1 MB"), (1_000_000, "1.0 MB"),
+                                              (999_999, "1000.0 kB"), (1_234, "1.2 kB"),
+                                              (0, "0.0 kB")])
+def test_sizes_are_in_decimal_megabytes_from_a_megabyte_else_kilobytes(size_bytes, text):
+    assert _format.size(size_bytes) == text

@@ -11,22 +11,12 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from kbench import data, workflows
+from kbench import _format, data, workflows
 from kbench.cli._common import console
 from kbench.cli._options import DataDirOption, DatasetName, check_data_dir
 
 _STATUS_STYLE = {"ok": "green", "not checked": "yellow", "mismatch": "bold red",
                  "missing": "red"}
-# Sizes on disk are shown in megabytes (10**6 bytes) from this size up, else in kilobytes.
-_MEGABYTE = 10**6
-
-
-def _size(size_bytes: int) -> str:
-    if not size_bytes:
-        return ""
-    if size_bytes >= _MEGABYTE:
-        return f"{size_bytes / _MEGABYTE:.1f} MB"
-    return f"{size_bytes / 1000:.1f} kB"
 
 
 def _checks(status: data.DataStatus) -> Text:
@@ -47,7 +37,7 @@ def status_table(statuses: list[data.DataStatus]) -> Table:
         table.add_column(column, justify="right" if column == "size" else "left")
     for status in statuses:
         table.add_row(Text(status.name), Text(status.source), Text(status.place or ""),
-                      _size(status.size_bytes), _checks(status),
+                      _format.size(status.size_bytes) if status.size_bytes else "", _checks(status),
                       Text("\n".join(f"- {hint}" for hint in status.hints)))
     return table
 

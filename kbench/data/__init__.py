@@ -9,8 +9,9 @@ One module per concern; the names below are the package's API:
     records    the Dataset record, its validation, the shape of MNIST-family data
     idx        IDX files and folders of the four MNIST IDX files, how to get them
     synthetic  the generated, learnable synthetic dataset
-    sources    where each dataset comes from (one table), load_dataset, local_source,
-               dataset_status (the files it would read, checked against published checksums)
+    sources    where each dataset comes from (one table), load_dataset, local_source
+    checksums  the published checksums, dataset_status (where a dataset would load from,
+               its files checked against them)
     pipelines  PipelineOptions, make_pipeline, make_splits, to_arrays
 
 The pipelines' names are imported on first use, so that loading or checking
@@ -38,14 +39,8 @@ from kbench.data.records import (
     DatasetError,
     validate_arrays,
 )
-from kbench.data.sources import (
-    DOWNLOAD_TIMEOUT_S,
-    DataSource,
-    DataStatus,
-    dataset_status,
-    load_dataset,
-    local_source,
-)
+from kbench.data.checksums import DataStatus, dataset_status
+from kbench.data.sources import DOWNLOAD_TIMEOUT_S, DataSource, load_dataset, local_source
 from kbench.data.synthetic import SYNTHETIC_NOISE_STD, SYNTHETIC_TEST_SIZE, SYNTHETIC_TRAIN_SIZE
 
 # Names of kbench.data.pipelines (which imports TensorFlow), imported on first use.
