@@ -34,6 +34,7 @@ Measurement never formats: summaries and tables live in kbench.report.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 import queue
 import threading
@@ -59,13 +60,21 @@ from kbench.workflows import WorkflowSpec
 ROUND_TIMEOUT_S = 600.0
 
 
-# The learning check: the training loss must fall by at least this share from
-# the first measured round to the last. Measured here (mnist_5k, batch 64, seeds
-# 0-1, fit and custom, smoke- and default-shaped rounds): learning MLPs and CNNs
-# dropped 20-42%; the same models with learning rate 0 moved -1.6% to +1.8%
-# (batch-to-batch noise of the round means). 5% sits 2.8x above the frozen
-# models' largest move and 4x below the learning models' smallest drop.
-LEARNING_MIN_DROP = 0.05
+# The learning check has two parts. (1) The trainable weights must change over
+# the timed rounds (exact: a digest of their bytes before the first measured
+# round against after the last): a model frozen while timed fails however its
+# loss moves. (2) The training loss must have fallen by at least this share from
+# the run's first step (the untrained model's loss) to the last measured round.
+# An earlier rule asked for a 5% drop from the first measured round to the last:
+# it held on mnist_5k, but on the full Fashion-MNIST a learning MLP in the smoke
+# prefetch suite dropped only 3.2-3.9% there (two runs), near its plateau.
+# Measured here from the first step (SteadyStateRun runs: MLP and CNN, fit and custom,
+# seeds 0-1, smoke and default rounds, batch 64; 64 runs): learning models
+# dropped 86-95% on mnist_5k and 64-79% on Fashion-MNIST; the same models with
+# learning rate 0 moved -3.8% to +3.8% (one first batch against round means),
+# and their weights never changed. 15% sits 4x above the frozen models' largest
+# move and 4x below the learning models' smallest drop.
+LEARNING_MIN_DROP = 0.15
 
 
 class MeasurementError(RuntimeError):
@@ -251,6 +260,9 @@ class Measurement:
         round_loss: the mean training loss of each measured round.
         round_noise: each measured round's telemetry (process CPU time, steal).
         flops_per_sample: approximate training FLOPs per example.
+        first_loss: the loss of the run's first step (its untrained model).
+        weights_changed: whether the trainable weights changed from the first
+            measured round to the last (None: not known).
     """
 
     spec: WorkflowSpec
@@ -264,6 +276,8 @@ class Measurement:
     round_loss: tuple[float, ...]
     round_noise: tuple[telemetry.RoundNoise, ...]
     flops_per_sample: int
+    first_loss: float | None = None
+    weights_changed: bool | None = None
 
     @property
     def samples_per_s(self) -> tuple[float, ...]:
@@ -272,17 +286,25 @@ class Measurement:
 
     @property
     def loss_drop(self) -> float:
-        """How much the loss fell from the first measured round to the last, as a share."""
-        return 1 - self.round_loss[-1] / self.round_loss[0]
+        """How much the loss fell from the run's first step (or, where that is not known,
+        the first measured round) to the last measured round, as a share."""
+        first = self.round_loss[0] if self.first_loss is None else self.first_loss
+        return 1 - self.round_loss[-1] / first
 
     def learning_failure(self, min_drop: float = LEARNING_MIN_DROP) -> str | None:
         """Why the model did not learn while timed (None if it did): a benchmark of a model
         whose weights do not change would time something other than training."""
+        if self.weights_changed is False:
+            return (f"{self.spec.name} did not learn while timed: its trainable weights did "
+                    f"not change from the first measured round to the last")
+        if not all(math.isfinite(loss) for loss in self.round_loss):
+            return f"{self.spec.name} did not learn while timed: its loss {self.round_loss}"
         if len(self.round_loss) >= 2 and self.loss_drop >= min_drop:
             return None
-        first, last = self.round_loss[0], self.round_loss[-1]
+        start = ("first measured round" if self.first_loss is None else "its first step")
+        first = self.round_loss[0] if self.first_loss is None else self.first_loss
         return (f"{self.spec.name} did not learn while timed: its loss went from {first:.4f} "
-                f"(first measured round) to {last:.4f} (last), a drop of "
+                f"({start}) to {self.round_loss[-1]:.4f} (last measured round), a drop of "
                 f"{_format.share(self.loss_drop)}; a learning model drops >= "
                 f"{_format.share(min_drop, 0)} (LEARNING_MIN_DROP)")
 
@@ -304,6 +326,14 @@ class Measurement:
             extras=extras or {})
 
 
+def weights_digest(model: keras.Model) -> str:
+    """A digest of the bytes of ``model``'s trainable weights: equal digests, equal weights."""
+    digest = hashlib.blake2b(digest_size=16)
+    for variable in model.trainable_variables:
+        digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(variable)).tobytes())
+    return digest.hexdigest()
+
+
 class _StartupClock(keras.callbacks.Callback):
     """Times the startup run: its first step, and each epoch (synced)."""
 
@@ -313,6 +343,7 @@ class _StartupClock(keras.callbacks.Callback):
         super().__init__()
         self.timer = timer
         self.first_step_end = None
+        self.first_loss: float | None = None
         self.epoch_s: list[float] = []
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -320,7 +351,7 @@ class _StartupClock(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         if self.first_step_end is None:  # the run's first step (or execution of steps)
-            float(logs["loss"])  # waits for it
+            self.first_loss = float(logs["loss"])  # waits for it
             self.first_step_end = self.timer()
 
     def on_epoch_end(self, epoch, logs=None):
@@ -389,6 +420,7 @@ class SteadyStateRun:
         self._train_data = train_data
         self._thread: threading.Thread | None = None
         self._requested = 0
+        self._weights_before: str | None = None  # digest before the first measured round
         self.flops_per_sample = training_flops_per_sample(
             self.model, models.input_shape_for(spec.family))
 
@@ -478,6 +510,8 @@ class SteadyStateRun:
             raise MeasurementError(f"{self.spec.name}: all {self.total_rounds} rounds "
                                    f"({self.profile.warmup_rounds} warm-up + {self.rounds}) "
                                    "have run; ask for more with rounds=")
+        if self._requested == self.profile.warmup_rounds:  # the first measured round
+            self._weights_before = weights_digest(self.model)  # its thread waits at go
         self._requested += 1
         self.probe.go.release()
         self._wait(f"round {self._requested}", expect="round")
@@ -514,6 +548,9 @@ class SteadyStateRun:
             round_loss=tuple(r["loss"] for r in measured),
             round_noise=tuple(r["noise"] for r in measured),
             flops_per_sample=self.flops_per_sample,
+            first_loss=self.startup.first_loss,
+            # Read while the worker waits between rounds (or has finished).
+            weights_changed=weights_digest(self.model) != self._weights_before,
         )
 
 
