@@ -114,13 +114,45 @@ def test_run_trains_one_epoch_and_prints_metrics_and_tensorboard_logs(tmp_path):
     assert list(logs.rglob("events.out.tfevents.*"))
 
 
+def test_run_output_dir_keeps_the_workflows_checkpoint_and_logs(tmp_path):
+    out = tmp_path / "run"
+    result = invoke("run", "tutorial-fashion-callbacks", "--dataset", "synthetic", "--epochs",
+                    "1", "--output-dir", out)
+    assert result.exit_code == 0, result.output
+    assert f"the workflow's checkpoint and logs: {out}" in result.stdout
+    assert (out / "best.keras").is_file()
+    assert list((out / "logs").rglob("events.out.tfevents.*"))
+
+
+def test_run_output_dir_says_when_the_workflow_writes_nothing(tmp_path, monkeypatch):
+    monkeypatch.setattr("kbench.training.train", FakeTrain())
+    result = invoke("run", "mlp-functional-fit-function-fp32", "--dataset", "synthetic",
+                    "--output-dir", tmp_path / "run")
+    assert result.exit_code == 0, result.output
+    assert "callbacks write no files" in result.stdout
+
+
+def test_run_output_dir_refuses_a_file_and_a_folder_holding_a_checkpoint(tmp_path):
+    file = tmp_path / "a-file"
+    file.write_text("mine")
+    assert_bad_input(invoke("run", "tutorial-fashion-callbacks", "--dataset", "synthetic",
+                            "--output-dir", file), "--output-dir must be a folder", str(file))
+    folder = tmp_path / "earlier"
+    folder.mkdir()
+    (folder / "best.keras").write_text("an earlier run's checkpoint")
+    assert_bad_input(invoke("run", "tutorial-fashion-callbacks", "--dataset", "synthetic",
+                            "--output-dir", folder), "already holds a checkpoint",
+                     str(folder / "best.keras"))
+    assert (folder / "best.keras").read_text() == "an earlier run's checkpoint"
+
+
 class FakeTrain:
     """Stands in for kbench.training.train: records what it was given, trains nothing."""
 
     def __init__(self):
         self.calls = []
 
-    def __call__(self, spec, *, dataset=None, callbacks=()):
+    def __call__(self, spec, *, dataset=None, callbacks=(), output_dir=None):
         self.calls.append((spec, dataset))
         return types.SimpleNamespace(history={"loss": [1.0]}, test_accuracy=0.5, test_loss=1.0,
                                      epochs_run=1, steps=1, samples_seen=30, wall_time_s=1.0)

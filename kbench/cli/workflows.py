@@ -80,6 +80,15 @@ def env(
         say(out, line)
 
 
+def _check_no_checkpoint(output_dir: Path | None, name: str) -> None:
+    """Refuse an output folder whose checkpoint the run would overwrite."""
+    checkpoint = output_dir / name if output_dir is not None else None
+    if checkpoint is not None and checkpoint.exists():
+        raise CliError(f"--output-dir {str(output_dir)!r} already holds a checkpoint "
+                       f"({str(checkpoint)!r}) the run would overwrite: move it, or give "
+                       "another folder")
+
+
 def _load(spec: workflows.WorkflowSpec, data_dir: Path | None) -> data.Dataset | None:
     """The dataset in ``data_dir`` (None: none given, training loads the spec's own)."""
     check_data_dir(data_dir, spec.dataset)
@@ -101,6 +110,9 @@ def run(
     tensorboard: Annotated[Optional[Path], typer.Option(
         help="also log to this TensorBoard log dir (keras.callbacks.TensorBoard)")] = None,
     data_dir: DataDirOption = None,
+    output_dir: Annotated[Optional[Path], typer.Option(
+        help="where the workflow's own callbacks write their checkpoint and TensorBoard "
+             "logs, kept (default: a temporary folder, removed after the run)")] = None,
 ) -> None:
     """Train a workflow once and print its metrics."""
     overrides = {"epochs": epochs, "dataset": dataset.value if dataset else None,
@@ -110,11 +122,16 @@ def run(
                                                    if v is not None})
     if tensorboard is not None and tensorboard.exists() and not tensorboard.is_dir():
         raise CliError(f"--tensorboard must be a folder, got the file {str(tensorboard)!r}")
+    if output_dir is not None and output_dir.exists() and not output_dir.is_dir():
+        raise CliError(f"--output-dir must be a folder, got the file {str(output_dir)!r}")
     loaded = _load(spec, data_dir)  # before TensorFlow: a wrong folder fails fast
     import_tensorflow(ctx)
     import keras
 
+    from kbench import callbacks as kcallbacks
     from kbench import training
+
+    _check_no_checkpoint(output_dir, kcallbacks.CHECKPOINT_FILE)
 
     out = console()
     origin = f" from {data_dir}" if data_dir is not None else ""
@@ -126,7 +143,8 @@ def run(
     if tensorboard is not None:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(tensorboard)))
     with bad_input(workflows.UpstreamBugError, data.DatasetError), progress:
-        result = training.train(spec, dataset=loaded, callbacks=callbacks)
+        result = training.train(spec, dataset=loaded, callbacks=callbacks,
+                                output_dir=output_dir)
     out.print(history_table(result.history))
     rate = result.samples_seen / result.wall_time_s if result.wall_time_s > 0 else math.nan
     for line in (f"test_accuracy {metric(result.test_accuracy)}",
@@ -138,3 +156,8 @@ def run(
         say(out, line)
     if tensorboard is not None:
         say(out, f"TensorBoard logs: {tensorboard}")
+    if output_dir is not None:
+        written = (f"the workflow's checkpoint and logs: {output_dir}"
+                   if kcallbacks.needs_output_dir(spec) else
+                   f"--output-dir {output_dir}: {spec.name}'s callbacks write no files")
+        say(out, written)
