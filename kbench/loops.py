@@ -22,10 +22,12 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import keras
 import tensorflow as tf
 
+from kbench import counters
 from kbench.data.pipelines import ArrayInput
 from kbench.workflows import VariantUnavailableError, WorkflowSpec
 
@@ -93,6 +95,11 @@ class FitLoop:
             callbacks=list(callbacks), verbose=0,
         )
         return {k: [float(v) for v in vs] for k, vs in history.history.items()}
+
+    def compiled_train_functions(self) -> dict[str, Any]:
+        """The ``tf.function`` objects fit's training step runs, by name (none before the
+        first fit, and none for an eager run): see kbench.counters."""
+        return counters.compiled_functions(self.model.train_function)
 
     def evaluate(self, data) -> dict[str, float]:
         inputs = _fit_input(data)
@@ -191,6 +198,12 @@ class CustomLoop:
         self.train_step = compiler.outer(self._train_step)
         self.train_steps = compiler.outer(self._train_steps)
         self.eval_step = compiler.outer(self._eval_step)
+
+    def compiled_train_functions(self) -> dict[str, Any]:
+        """The ``tf.function`` objects of the training step, by name (none when eager):
+        the step, the multi-step call and, under XLA, the replica's jit-compiled body."""
+        return counters.compiled_functions(self.train_step, self.train_steps,
+                                           self._replica_train)
 
     def _train_step(self, x, y):
         self.strategy.run(self._replica_train, args=(x, y))

@@ -46,7 +46,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kbench import _format, models, stats, telemetry, training
+from kbench import _format, counters, models, stats, telemetry, training
 from kbench._validate import check_number, check_positive_int
 from kbench.data.pipelines import ArrayInput
 from kbench.distribute import sync_devices
@@ -263,6 +263,8 @@ class Measurement:
         first_loss: the loss of the run's first step (its untrained model).
         weights_changed: whether the trainable weights changed from the first
             measured round to the last (None: not known).
+        counters: the compiled step's exact counters (kbench.counters): traces
+            in all and while timed, graph sizes; None where not known.
     """
 
     spec: WorkflowSpec
@@ -278,6 +280,7 @@ class Measurement:
     flops_per_sample: int
     first_loss: float | None = None
     weights_changed: bool | None = None
+    counters: counters.Counters | None = None
 
     @property
     def samples_per_s(self) -> tuple[float, ...]:
@@ -308,6 +311,12 @@ class Measurement:
                 f"{_format.share(self.loss_drop)}; a learning model drops >= "
                 f"{_format.share(min_drop, 0)} (LEARNING_MIN_DROP)")
 
+    def failure(self) -> str | None:
+        """Why this measurement does not count (None if it does): a compiled step that
+        retraced while timed, or a model that did not learn."""
+        retraced = self.counters.failure(self.spec.name) if self.counters else None
+        return retraced or self.learning_failure()
+
     def record(self, *, peak_flops: float | None = None, profile: str | None = None,
                suite: str | None = None, comparison: str | None = None,
                variant: str | None = None, baseline: str | None = None,
@@ -320,7 +329,7 @@ class Measurement:
             step_latency_s=(Latencies(**stats.percentiles(self.step_s, (50, 90, 99)))
                             if self.step_s else None),
             round_loss=self.round_loss, round_noise=self.round_noise,
-            invalid=self.learning_failure(),
+            invalid=self.failure(), counters=self.counters,
             flops_per_sample=self.flops_per_sample, peak_flops=peak_flops, profile=profile,
             suite=suite, comparison=comparison, variant=variant, baseline=baseline,
             extras=extras or {})
@@ -421,6 +430,7 @@ class SteadyStateRun:
         self._thread: threading.Thread | None = None
         self._requested = 0
         self._weights_before: str | None = None  # digest before the first measured round
+        self._traces_before: dict[str, int] = {}  # trace counts then
         self.flops_per_sample = training_flops_per_sample(
             self.model, models.input_shape_for(spec.family))
 
@@ -511,7 +521,10 @@ class SteadyStateRun:
                                    f"({self.profile.warmup_rounds} warm-up + {self.rounds}) "
                                    "have run; ask for more with rounds=")
         if self._requested == self.profile.warmup_rounds:  # the first measured round
-            self._weights_before = weights_digest(self.model)  # its thread waits at go
+            # Read while its thread waits at go: the weights, and how often each
+            # compiled step has traced so far.
+            self._weights_before = weights_digest(self.model)
+            self._traces_before = counters.tracing_counts(self.loop.compiled_train_functions())
         self._requested += 1
         self.probe.go.release()
         self._wait(f"round {self._requested}", expect="round")
@@ -551,6 +564,8 @@ class SteadyStateRun:
             first_loss=self.startup.first_loss,
             # Read while the worker waits between rounds (or has finished).
             weights_changed=weights_digest(self.model) != self._weights_before,
+            counters=counters.Counters.between(self.loop.compiled_train_functions(),
+                                               self._traces_before),
         )
 
 

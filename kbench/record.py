@@ -17,6 +17,7 @@ from types import MappingProxyType
 from typing import Any
 
 from kbench import _validate, stats
+from kbench.counters import Counters, CountersError
 from kbench.telemetry import RoundNoise
 from kbench.workflows import WorkflowError, WorkflowSpec
 
@@ -42,8 +43,11 @@ from kbench.workflows import WorkflowError, WorkflowSpec
 #     one (kbench.interleaved): round i of every member ran in cycle i, so
 #     their ratios are paired. A version 2 record has none (its rounds are
 #     not paired with anything).
-RECORD_SCHEMA_VERSION = 3
-SUPPORTED_RECORD_SCHEMA_VERSIONS = (1, 2, 3)
+#   4: counters, the compiled step's exact counters (kbench.counters: traces in
+#     all and while timed, XLA-compiled functions, graph sizes). Records of
+#     versions 1-3 have none.
+RECORD_SCHEMA_VERSION = 4
+SUPPORTED_RECORD_SCHEMA_VERSIONS = (1, 2, 3, 4)
 SCHEMA_FIELD = "kbench_schema"
 
 LATENCY_QUANTILES = ("p50", "p90", "p99")
@@ -154,7 +158,10 @@ class BenchmarkRecord:
         round_noise: each measured round's telemetry: wall and process CPU
             time, and the share of the machine's CPU stolen (kbench.telemetry).
         invalid: why this benchmark does not count (e.g. the model did not learn
-            while timed), or None; comparisons refuse an invalid record.
+            while timed, or its step retraced), or None; comparisons refuse an
+            invalid record.
+        counters: the exact counters of the training run (kbench.counters), or
+            None (an input-only benchmark, or a record older than version 4).
         flops_per_sample: approximate training FLOPs per example.
         peak_flops: the device's probed matmul FLOP/s.
         profile: the benchmark profile.
@@ -181,6 +188,7 @@ class BenchmarkRecord:
     round_loss: tuple[float, ...] = ()
     round_noise: tuple[RoundNoise, ...] = ()
     invalid: str | None = None
+    counters: Counters | None = None
     flops_per_sample: int | None = None
     peak_flops: float | None = None
     profile: str | None = None
@@ -225,7 +233,8 @@ class BenchmarkRecord:
                                 SUPPORTED_RECORD_SCHEMA_VERSIONS, error=RecordError)
 
     def _check_types(self, where: str) -> None:
-        typed = (("spec", WorkflowSpec), ("step_latency_s", Latencies), ("pooling", Pooling))
+        typed = (("spec", WorkflowSpec), ("step_latency_s", Latencies), ("pooling", Pooling),
+                 ("counters", Counters))
         for name, kind in typed:
             value = getattr(self, name)
             if value is not None and not isinstance(value, kind):
@@ -302,7 +311,7 @@ class BenchmarkRecord:
     @classmethod
     def from_extra_info(cls, extra: Mapping, *, key: str = "", group: str | None = None
                         ) -> "BenchmarkRecord":
-        """The record stored in ``extra`` (schema version 1, 2 or 3).
+        """The record stored in ``extra`` (schema version 1 to 4).
 
         Raises:
             RecordError: naming the benchmark, the field and the bad value.
@@ -333,6 +342,11 @@ class BenchmarkRecord:
             fields["pooling"] = _pooling_from(fields["pooling"], where)
         if "round_noise" in fields:
             fields["round_noise"] = _noise_from(fields["round_noise"], where)
+        if fields.get("counters") is not None:
+            try:
+                fields["counters"] = Counters.from_dict(fields["counters"], where)
+            except CountersError as err:
+                raise RecordError(str(err)) from None
         return cls(**fields, key=key, group=group, schema_version=version)
 
 

@@ -226,6 +226,48 @@ def test_weights_digest_tells_changed_weights_from_unchanged():
     assert measure.weights_digest(run.model) != before
 
 
+@pytest.mark.parametrize("execution", ["eager", "function", "xla"])
+@pytest.mark.parametrize("loop", LOOPS)
+def test_a_warmed_up_step_never_retraces_while_timed_and_its_counters_say_so(loop, execution,
+                                                                            tiny):
+    spec = WorkflowSpec(loop=loop, execution=execution, batch_size=32)
+    result = _run_rounds(spec, _input(spec, tiny), profile(rounds=3, steps=4))
+    found = result.counters
+    assert result.failure() is None and result.record().counters == found
+    if execution == "eager":  # nothing is compiled
+        assert dict(found.traces) == {} and found.xla_compilations is None
+        return
+    assert found.traces and all(n >= 1 for n in found.traces.values())
+    assert set(found.retraces.values()) == {0}
+    assert found.graph_nodes and all(n > 0 for n in found.graph_nodes.values())
+    if execution == "xla":
+        assert found.xla_functions and found.xla_compilations >= 1
+    else:
+        assert found.xla_functions == () and found.xla_compilations is None
+
+
+def test_a_step_that_retraces_while_timed_fails_the_benchmark_naming_it(tiny):
+    """A Python scalar argument that changes every step: one trace per step."""
+    spec = WorkflowSpec(loop="custom", batch_size=32)
+    run = measure.SteadyStateRun(spec, _input(spec, tiny), profile(rounds=3, steps=4))
+    loop, calls = run.loop, itertools.count()
+
+    @tf.function
+    def step_with_a_python_counter(x, y, count):
+        return loop._train_step(x, y)
+
+    loop.train_step = lambda x, y: step_with_a_python_counter(x, y, next(calls))
+    with run:
+        run.warm_up()
+        for _ in range(3):
+            run.next_round()
+    result = run.measurement()
+    assert result.counters.retraces["step_with_a_python_counter"] == 3 * 4
+    assert result.failure().startswith(
+        f"{spec.name} retraced while timed: step_with_a_python_counter 12 time(s)")
+    assert result.record().invalid == result.failure()
+
+
 def test_running_out_of_input_is_an_error_not_a_short_round(tiny):
     spec = WorkflowSpec(batch_size=64)
     # 8 steps of startup run, then a fresh pass: rounds of 4, 4, then only 2.

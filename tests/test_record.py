@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from kbench import record, testing
+from kbench.counters import Counters
 from kbench.record import BenchmarkRecord, Latencies, Pooling, RecordError
 from kbench.telemetry import RoundNoise
 from kbench.workflows import WorkflowSpec
@@ -27,6 +28,10 @@ def full_record(**changes) -> BenchmarkRecord:
                   flops_per_sample=1000, peak_flops=1e11, profile="default", suite="loops",
                   comparison="loop cnn b32 /CPU:0", variant="custom", baseline="fit",
                   lockstep="loop cnn b32 /CPU:0",
+                  counters=Counters(traces={"_train_step": 1, "_replica_train_step": 1},
+                                    retraces={"_train_step": 0, "_replica_train_step": 0},
+                                    graph_nodes={"_train_step": 341},
+                                    xla_functions=("_replica_train_step",)),
                   extras={"bare_fit_samples_per_s": 1050.0, "note": "x"},
                   pooling=Pooling(("a.json", "b.json"), "session", (1.0, 2.0)),
                   key="test_loop_throughput[cpu-b32-cnn-custom]", group="loop cnn b32 /CPU:0")
@@ -67,18 +72,18 @@ def test_every_stored_file_reads_and_rewrites_to_the_same_record(path):
 def test_the_lockstep_group_round_trips_through_extra_info():
     rec = testing.fake_record("k", [1000.0, 900.0], lockstep="g")
     extra = json.loads(json.dumps(rec.to_extra_info()))
-    assert extra["lockstep"] == "g" and extra[record.SCHEMA_FIELD] == 3
+    assert extra["lockstep"] == "g" and extra[record.SCHEMA_FIELD] == 4
     assert BenchmarkRecord.from_extra_info(extra, key="k").lockstep == "g"
     assert "lockstep" not in testing.fake_record("k", [1000.0]).to_extra_info()
 
 
-def test_a_version_2_record_has_no_lockstep_group_and_is_rewritten_as_version_3():
+def test_a_version_2_record_has_no_lockstep_group_and_is_rewritten_as_the_current_version():
     v2 = {**full_record(lockstep=None).to_extra_info(), record.SCHEMA_FIELD: 2}
     assert "lockstep" not in v2
     rec = BenchmarkRecord.from_extra_info(v2, key="k")
     assert rec.schema_version == 2 and rec.lockstep is None
     assert rec.samples_per_s == (1000.0, 1100.0, 900.0)
-    assert rec.to_extra_info()[record.SCHEMA_FIELD] == record.RECORD_SCHEMA_VERSION == 3
+    assert rec.to_extra_info()[record.SCHEMA_FIELD] == record.RECORD_SCHEMA_VERSION == 4
 
 
 def test_a_version_1_record_keeps_suite_numbers_and_pooling():
@@ -109,7 +114,8 @@ def test_a_version_1_record_keeps_suite_numbers_and_pooling():
     ({"spec": {"family": "mlp"}}, "spec must be a WorkflowSpec or None"),
     ({"step_latency_s": {"p50": 1}}, "step_latency_s must be a Latencies or None"),
     ({"extras": {"x": [1, 2]}}, "extras['x'] must be a str, bool or number, got [1, 2]"),
-    ({"schema_version": 4}, "schema_version must be one of (1, 2, 3), got 4"),
+    ({"schema_version": 5}, "schema_version must be one of (1, 2, 3, 4), got 5"),
+    ({"counters": {"traces": {"f": 1}}}, "counters must be a Counters or None"),
     ({"lockstep": 3}, "lockstep must be a non-empty str, got 3"),
     ({"lockstep": ""}, "lockstep must be a non-empty str, got ''"),
 ])
@@ -122,7 +128,10 @@ def test_bad_fields_are_refused_naming_the_benchmark_and_the_value(changes, quot
 
 
 @pytest.mark.parametrize("edit, quoted", [
-    (lambda e: e.update(kbench_schema=9), "kbench_schema must be one of (1, 2, 3), got 9"),
+    (lambda e: e.update(kbench_schema=9), "kbench_schema must be one of (1, 2, 3, 4), got 9"),
+    (lambda e: e.update(counters={"traces": {"f": 1}, "retraces": {"f": 2}}),
+     "'f' retraced 2 times while timed but traced 1 times in all"),
+    (lambda e: e.update(counters=[1]), "counters must be an object, got [1]"),
     (lambda e: e.update(lockstep=["g"]), "lockstep must be a non-empty str, got ['g']"),
     (lambda e: e.update(colour="red"), "unknown record field(s) ['colour']"),
     (lambda e: e.pop("batch_size"), "the record has no batch_size"),
