@@ -225,6 +225,16 @@ def test_export_github_writes_one_entry_per_benchmark(tmp_path, two_runs):
     assert json.loads(target.read_text()) == entries
 
 
+def test_export_github_smaller_writes_the_smaller_is_better_entries(two_runs):
+    base, _, _ = two_runs
+    result = invoke("export", "--format", "github-smaller", base)
+    assert result.exit_code == 0, result.output
+    entries = json.loads(result.stdout)
+    from kbench import report  # imports matplotlib
+
+    assert entries == json.loads(json.dumps(report.github_smaller_json(results.read_run(base))))
+
+
 def test_export_github_needs_exactly_one_run(two_runs):
     base, same, _ = two_runs
     assert_bad_input(invoke("export", "--format", "github", base, same),

@@ -14,6 +14,7 @@ import pytest
 
 from kbench import compare, report, results, stats, testing
 from kbench import fingerprint as kfingerprint
+from kbench.counters import Counters
 from kbench.record import Latencies, Pooling
 from kbench.report import tables
 
@@ -233,6 +234,35 @@ def test_github_benchmark_json_is_custom_bigger_is_better(runs):
         assert f"TensorFlow {CANDIDATE_TF}" in entry["extra"]
         assert "mlp-functional-fit-function-fp32" in entry["extra"]
     assert json.loads(json.dumps(entries)) == entries
+
+
+COUNTED = Counters(traces={"multi_step_on_iterator": 1, "one_step_on_data": 2},
+                   retraces={"multi_step_on_iterator": 0, "one_step_on_data": 0},
+                   graph_nodes={"multi_step_on_iterator": 324, "one_step_on_data": 748},
+                   xla_functions=("one_step_on_data",))
+
+
+def test_github_smaller_json_holds_startups_and_exact_counters(fp):
+    run = make_run(fp, {"counted": 1000.0, "plain": 900.0}, per_key={
+        "counted": {"counters": COUNTED}})
+    entries = {e["name"]: e for e in report.github_smaller_json(run)}
+    assert set(entries) == {"counted startup", "plain startup", "counted traces",
+                            "counted graph nodes", "counted XLA compilations"}
+    assert (entries["counted startup"]["value"], entries["counted startup"]["unit"]) == (0.5, "s")
+    assert entries["counted traces"]["value"] == 3
+    assert entries["counted graph nodes"]["value"] == 324 + 748
+    assert entries["counted XLA compilations"]["value"] == 2
+    assert json.loads(json.dumps(list(entries.values()))) == list(entries.values())
+
+
+def test_exact_counters_become_tensorboard_scalars(tmp_path, fp):
+    run = make_run(fp, {"counted": 1000.0}, per_key={"counted": {"counters": COUNTED}})
+    (run_dir,) = report.write_tensorboard([run], tmp_path)
+    [(_, scalars)] = [read_trial(d) for d in run_dir.iterdir()]
+    assert scalars["counters/traces/one_step_on_data"] == [2.0]
+    assert scalars["counters/graph_nodes/multi_step_on_iterator"] == [324.0]
+    assert scalars["counters/xla_compilations"] == [2.0]
+    assert report.counter_scalars(run.results["counted"].replace(counters=None)) == {}
 
 
 def test_github_benchmark_json_refuses_what_is_not_a_run_with_results(fp):

@@ -10,6 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from kbench import _validate, ab, compare, results, stats
+from kbench.compare import exact as exact_mod
 from kbench.cli._common import (EXIT_REGRESSION, CliError, bad_input, check_option, console,
                                 gate, load_policy, load_runs, parse_fraction, say)
 from kbench.cli._options import (DEFAULT_MAX_SLOWDOWN, DEFAULT_MIN_CHANGE, AlphaOption,
@@ -51,9 +52,25 @@ def check_command(
     runs: RunsArgument = None,
     latest: LatestOption = False,
     store: StoreOption = None,
+    exact: Annotated[bool, typer.Option(
+        "--exact", help="check the exact counters (traces, XLA compilations, graph sizes) "
+                        "against the expectations of the run's TensorFlow version instead")
+    ] = False,
+    expected: Annotated[Optional[Path], typer.Option(
+        help="--exact: the expectations folder, holding tf-<version>.toml")
+    ] = exact_mod.EXPECTED_DIR,
+    update: Annotated[bool, typer.Option(
+        "--update", help="--exact: write the run's counters into its expectations file "
+                         "(keeping the other benchmarks' entries)")] = False,
 ) -> None:
-    """Run the in-run ratio checks (e.g. tf.function >= 3x eager) on each run; exit 1 if one fails."""
+    """Run the in-run ratio checks (e.g. tf.function >= 3x eager) on each run; exit 1 if one
+    fails. With --exact: the exact counters instead, which must equal the expectations
+    (any change fails, an improvement too)."""
+    if update and not exact:
+        raise CliError("--update writes the exact expectations: give --exact too")
     loaded = load_runs(runs, latest=latest, store=store, at_least=1)
+    if exact:
+        raise typer.Exit(_check_exact(loaded, expected, update=update))
     out, failed = console(), 0
     for run in loaded:
         say(out, f"{run.label}  {run.source}")
@@ -65,6 +82,41 @@ def check_command(
     if failed:
         say(console(stderr=True), f"{failed} ratio check(s) failed")
         raise typer.Exit(EXIT_REGRESSION)
+
+
+def _check_exact(loaded: list[results.Run], folder: Path, *, update: bool) -> int:
+    out = console()
+    if update:
+        if len(loaded) != 1:
+            raise CliError(f"--update writes one run's counters, found {len(loaded)} runs: "
+                           "name the run file (or use --latest on a store of one session)")
+        run = loaded[0]
+        path = exact_mod.expectations_path(run, folder)
+        with bad_input(compare.ComparisonError, OSError):
+            written = exact_mod.write_expectations(run, path)
+        say(out, f"wrote the exact counters of {len(exact_mod.expected_counters(run))} "
+                 f"benchmark(s) of {run.label} to {path} ({len(written)} in all)")
+        return 0
+    failed = 0
+    for run in loaded:
+        path = exact_mod.expectations_path(run, folder)
+        with bad_input(compare.ComparisonError):
+            outcome = exact_mod.check_exact(run, exact_mod.read_expectations(path))
+        say(out, f"{run.label}  {run.source}: {len(outcome.checked)} benchmark(s) checked "
+                 f"against {path}")
+        for change in outcome.changes:
+            say(out, f"  changed: {change}", style="red")
+        for key in outcome.unknown:
+            say(out, f"  new: {key} is not in the expectations", style="red")
+        if outcome.passed:
+            say(out, "  every exact counter as expected")
+        failed += not outcome.passed
+        if not outcome.passed:
+            say(console(stderr=True),
+                f"{len(outcome.changes)} exact counter(s) changed, {len(outcome.unknown)} "
+                f"benchmark(s) new: if intended, update the expectations: kbench check "
+                f"--exact --update {run.source or '<run file>'} --expected {folder}")
+    return EXIT_REGRESSION if failed else 0
 
 
 def _read_sides(baseline: list[Path], candidate: list[Path]) -> tuple[results.Run, results.Run]:
@@ -133,13 +185,16 @@ def report_command(
 
 class ExportFormat(str, enum.Enum):
     github = "github"
+    github_smaller = "github-smaller"
     tensorboard = "tensorboard"
 
 
 def export(
     export_format: Annotated[ExportFormat, typer.Option(
-        "--format", help="github: github-action-benchmark customBiggerIsBetter JSON of one run; "
-                         "tensorboard: scalars and hparams, one log dir per run",
+        "--format", help="github: github-action-benchmark customBiggerIsBetter JSON of one "
+                         "run (throughput); github-smaller: its customSmallerIsBetter JSON "
+                         "(startups, traces, XLA compilations, graph nodes); tensorboard: "
+                         "scalars and hparams, one log dir per run",
         show_default=False)],
     runs: RunsArgument = None,
     latest: LatestOption = False,
@@ -154,6 +209,9 @@ def export(
     loaded = load_runs(runs, latest=latest, store=store, at_least=1)
     if export_format is ExportFormat.github:
         _export_github(report.github_benchmark_json, loaded, output)
+        return
+    if export_format is ExportFormat.github_smaller:
+        _export_github(report.github_smaller_json, loaded, output)
         return
     with bad_input(report.ReportError, OSError):
         paths = report.write_tensorboard(loaded, output or Path(TENSORBOARD_DIR))

@@ -7,13 +7,15 @@
   with plots (:func:`write_report`; the figures in :mod:`~kbench.report.plots`,
   what both read off the matrix in :mod:`~kbench.report.tables`).
 - :mod:`~kbench.report.exports`: runs for github-action-benchmark
-  (:func:`github_benchmark_json`) and TensorBoard (:func:`write_tensorboard`).
+  (:func:`github_benchmark_json`; startups and exact counters,
+  :func:`github_smaller_json`) and TensorBoard (:func:`write_tensorboard`).
 """
 
 from kbench.report.document import (DEFAULT_TITLE, REPORT_DIR, THROUGHPUT_UNIT, Section, Text,
                                     make_plots, render_html, render_markdown, report_sections,
                                     write_report)
-from kbench.report.exports import github_benchmark_json, tensorboard_hparams, write_tensorboard
+from kbench.report.exports import (counter_scalars, github_benchmark_json, github_smaller_json,
+                                   tensorboard_hparams, write_tensorboard)
 from kbench.report.summary import (A_A_PREFIX, COMPUTE_ONLY, DIAGNOSTICS,
                                    HARNESS_OVERHEAD_TARGET, INPUT_BOUND, INPUT_ONLY,
                                    Diagnostic,
@@ -24,7 +26,8 @@ from kbench.report.tables import ReportError
 __all__ = [
     "A_A_PREFIX", "COMPUTE_ONLY", "DEFAULT_TITLE", "DIAGNOSTICS", "HARNESS_OVERHEAD_TARGET",
     "INPUT_BOUND", "INPUT_ONLY", "REPORT_DIR", "bounding_resource", "overlap_gain_ci",
-    "THROUGHPUT_UNIT", "Diagnostic", "ReportError", "Section", "Text", "github_benchmark_json",
+    "THROUGHPUT_UNIT", "Diagnostic", "ReportError", "Section", "Text", "counter_scalars",
+    "github_benchmark_json", "github_smaller_json",
     "make_plots", "overlap_gain", "render_html", "render_markdown", "report_sections",
     "summary_lines", "tensorboard_hparams", "write_report", "write_tensorboard",
 ]

@@ -53,6 +53,45 @@ def github_benchmark_json(run) -> list[dict]:
     return entries
 
 
+def github_smaller_json(run) -> list[dict]:
+    """github-action-benchmark ``customSmallerIsBetter`` entries of ``run``: per
+    benchmark, its startup (seconds) and, where it has exact counters
+    (kbench.counters), its step's traces, XLA compilations and graph nodes (summed
+    over its compiled functions). github-action-benchmark takes one direction a
+    file, so these go apart from :func:`github_benchmark_json`'s throughput.
+    """
+    _check_run(run)
+    entries = []
+    for key, result in run.results.items():
+        extra = f"TensorFlow {run.tf_version} on {run.machine_key}, {run.datetime}"
+        if result.startup_s is not None:
+            entries.append({"name": f"{key} startup", "unit": "s", "value": result.startup_s,
+                            "extra": "tracing, compilation and the first step\n" + extra})
+        found = result.counters
+        if found is None:
+            continue
+        values = {"traces": sum(found.traces.values()),
+                  "graph nodes": sum(found.graph_nodes.values()),
+                  "XLA compilations": found.xla_compilations}
+        for name, value in values.items():
+            if value is not None:
+                entries.append({"name": f"{key} {name}", "unit": name.split()[-1],
+                                "value": value, "extra": extra})
+    return entries
+
+
+def counter_scalars(result) -> dict[str, int]:
+    """A record's exact counters as TensorBoard scalar tags (none without counters)."""
+    found = result.counters
+    if found is None:
+        return {}
+    tags = {f"counters/traces/{name}": n for name, n in found.traces.items()}
+    tags.update({f"counters/graph_nodes/{name}": n for name, n in found.graph_nodes.items()})
+    if found.xla_compilations is not None:
+        tags["counters/xla_compilations"] = found.xla_compilations
+    return tags
+
+
 # Characters kept in TensorBoard run folder names; anything else becomes "_".
 _UNSAFE_PATH_CHARS = re.compile(r"[^A-Za-z0-9._=\[\]-]+")
 # Record fields exported as scalars besides throughput and latency, when numeric.
@@ -96,6 +135,8 @@ def _write_trial(tf, hp, path: Path, run, result) -> None:
             value = getattr(result, field)
             if _validate.is_number(value) and math.isfinite(value):
                 tf.summary.scalar(field, value, step=0)
+        for tag, value in counter_scalars(result).items():
+            tf.summary.scalar(tag, value, step=0)
     writer.close()
 
 
@@ -105,7 +146,8 @@ def write_tensorboard(runs: Sequence, log_dir) -> list[Path]:
     ``log_dir/<run label>/<benchmark key>/`` holds the hparams (tf_version,
     machine, benchmark, workflow, device, batch_size, run) and scalars
     (samples_per_s per round, median_samples_per_s, step_latency_s/p50..p99,
-    startup_s, mfu), so TensorBoard's HParams dashboard can filter and compare
+    startup_s, mfu, and the exact counters: counters/traces/<function>,
+    counters/graph_nodes/<function>, counters/xla_compilations), so TensorBoard's HParams dashboard can filter and compare
     benchmarks across TF versions and machines.
 
     Returns:
