@@ -1,0 +1,92 @@
+"""Tests for kbench.memory: the resident set size and the leak check (exact: models that
+outlive their calls; noisy: the RSS slope per call)."""
+
+from __future__ import annotations
+
+import itertools
+import os
+
+import pytest
+
+from kbench import memory, testing, training
+from kbench.memory import LeakError
+from kbench.workflows import LOOPS, WorkflowSpec
+
+
+def test_rss_bytes_reads_the_resident_pages_of_statm(tmp_path):
+    statm = tmp_path / "statm"
+    statm.write_text("5000 1200 300 10 0 900 0\n")
+    assert memory.rss_bytes(statm) == 1200 * os.sysconf("SC_PAGE_SIZE")
+    assert memory.rss_bytes() > 0  # this process's own
+
+
+def fake_rss(values):
+    readings = iter(values)
+    return lambda: next(readings)
+
+
+def test_the_slope_leaves_the_warm_up_calls_out():
+    mb = 1_000_000
+    rss = [500 * mb, 540 * mb, 541 * mb, 543 * mb, 545 * mb, 547 * mb]  # +40 MB once, then +2
+    result = memory.leak_check(lambda: None, calls=6, warmup_calls=2, rss=fake_rss(rss))
+    assert result.bytes_per_call == pytest.approx(2 * mb)
+    assert result.rss == tuple(rss) and result.alive is None
+    assert result.failure("w") is None
+
+
+def test_a_slope_beyond_the_limit_fails_saying_how_much():
+    rss = [i * 30_000_000 for i in range(5)]
+    result = memory.leak_check(lambda: None, calls=5, warmup_calls=1, rss=fake_rss(rss),
+                               limit=10_000_000, clear_session=True)
+    assert result.leaks
+    assert result.failure("w") == ("w leaks 30.00 MB per call (with clear_session, over calls "
+                                   "2-5; the limit is 10.00 MB, LEAK_MAX_BYTES_PER_CALL)")
+
+
+@pytest.mark.parametrize("kwargs, quoted", [
+    (dict(calls=4, warmup_calls=2), "at least 3 calls past the warm-up, got calls=4 and "
+                                    "warmup_calls=2"),
+    (dict(calls=0), "calls must be a positive int, got 0"),
+    (dict(warmup_calls=-1), "warmup_calls must be a non-negative int, got -1"),
+    (dict(limit=-5), "limit must be a finite number >= 0, got -5"),
+])
+def test_bad_counts_are_refused_quoting_them(kwargs, quoted):
+    with pytest.raises(LeakError) as info:
+        memory.leak_check(lambda: None, rss=fake_rss(itertools.count()), **kwargs)
+    assert quoted in str(info.value)
+
+
+def _fresh_fit(spec, dataset, kept=None):
+    """A call of the check: train a fresh model; ``kept`` (a leaking caller) holds it."""
+    def call():
+        model = training.train(spec, dataset=dataset).model
+        if kept is not None:
+            kept.append(model)
+        return model
+    return call
+
+
+@pytest.fixture(scope="module")
+def small():
+    return testing.tiny_dataset()
+
+
+@pytest.mark.parametrize("clear_session", [False, True])
+@pytest.mark.parametrize("loop", LOOPS)
+def test_training_fresh_models_in_a_loop_keeps_none_of_them_alive(loop, clear_session, small):
+    spec = WorkflowSpec(loop=loop, epochs=1, batch_size=32)
+    result = memory.leak_check(_fresh_fit(spec, small), calls=4, warmup_calls=1,
+                               clear_session=clear_session)
+    assert result.alive == 0, result.failure(spec.name)
+    assert result.failure(spec.name) is None, result
+
+
+def test_a_loop_that_keeps_every_model_fails_the_leak_check_exactly(small):
+    spec = WorkflowSpec(epochs=1, batch_size=32)
+    kept = []
+    result = memory.leak_check(_fresh_fit(spec, small, kept), calls=5, warmup_calls=1,
+                               clear_session=True)
+    assert result.alive == 5 and result.leaks
+    assert result.failure("the leaking loop") == (
+        "the leaking loop leaks: 5 of the 5 models its calls built are still alive after "
+        "the last call (with clear_session); something holds them")
