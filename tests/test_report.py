@@ -3,6 +3,7 @@ github-action-benchmark JSON and TensorBoard events of comparison matrices built
 
 import base64
 import copy
+import dataclasses
 import html
 import json
 import os
@@ -172,6 +173,22 @@ def test_plots_and_sections_need_their_data(fp):
     md = report.render_markdown(single)
     assert "No comparisons" in md
     assert "## Ratio to" not in md and "## Step latency" not in md and "## Throughput" in md
+
+
+def test_the_counters_section_bolds_counters_that_differ_from_the_baseline(fp):
+    more = dataclasses.replace(COUNTED, traces={"multi_step_on_iterator": 1,
+                                                "one_step_on_data": 3})
+    base = make_run(fp, {KEY_A: 1_000, "plain": 900}, per_key={KEY_A: {"counters": COUNTED}})
+    cand = make_run(fp, {KEY_A: 1_000, "plain": 900}, tf_version=CANDIDATE_TF,
+                    when="2026-01-02T00:00:00+00:00", per_key={KEY_A: {"counters": more}})
+    md = report.render_markdown(compare.compare_runs([base, cand]))
+    assert "## Exact counters" in md
+    [row] = [line for line in md.splitlines() if line.startswith(f"| {KEY_A} |")
+             and "traces" in line]
+    assert row == f"| {KEY_A} | 3 traces, 1072 nodes, 2 XLA | **4 traces, 1072 nodes, 3 XLA** |"
+    assert "| plain |" not in md.split("## Exact counters")[1].split("##")[0]
+    single = report.render_markdown(compare.compare_runs([make_run(fp, {KEY_A: 1_000})]))
+    assert "## Exact counters" not in single  # no run has counters
 
 
 def test_ratio_grid_holds_ratios_and_significance(matrix):

@@ -129,6 +129,41 @@ def _latency_section(matrix) -> Section:
                    rows, plot="latency")
 
 
+def _counters_text(matrix, key: str, i: int) -> str:
+    record = matrix.runs[i].results.get(key)
+    found = record.counters if record is not None else None
+    if found is None:
+        return "n/a"
+    text = (f"{sum(found.traces.values())} traces, "
+            f"{sum(found.graph_nodes.values())} nodes")
+    return text if found.xla_compilations is None else \
+        f"{text}, {found.xla_compilations} XLA"
+
+
+def _counters_section(matrix) -> Section | None:
+    """The exact counters per benchmark and run, bold where they differ from the
+    baseline run's (None: no run has any)."""
+    keys = [key for key in matrix.keys
+            if any(key in run.results and run.results[key].counters is not None
+                   for run in matrix.runs)]
+    if not keys:
+        return None
+    runs = range(len(matrix.runs))
+    rows = []
+    for key in keys:
+        texts = [_counters_text(matrix, key, i) for i in runs]
+        base = texts[matrix.baseline]
+        rows.append((Text(key), *(Text(t, "differs" if t != base else "") for t in texts)))
+    return Section("Exact counters (traces of the compiled step, graph nodes, XLA "
+                   "compilations)",
+                   ("benchmark", *(_run_header(matrix, i, short=True) for i in runs)),
+                   tuple(rows),
+                   ("Each benchmark's compiled step functions summed (kbench.counters). They "
+                    "are the same on every run of one TensorFlow version and workflow, so a "
+                    "bold cell, different from the baseline run's, is a change of TensorFlow "
+                    "or of the workflow, whatever the noise.",))
+
+
 def _describe_fields(fp: Mapping) -> dict[str, str]:
     """kfingerprint.describe's lines as {label: text} ("Machine: x" -> {"Machine": "x"})."""
     fields = {}
@@ -177,6 +212,9 @@ def report_sections(matrix) -> list[Section]:
         sections.append(_ratio_section(matrix))
     if latency_rows(matrix):
         sections.append(_latency_section(matrix))
+    counted = _counters_section(matrix)
+    if counted is not None:
+        sections.append(counted)
     sections.append(_fingerprint_section(matrix))
     return sections
 
