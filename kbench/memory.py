@@ -36,13 +36,14 @@ STATM = "/proc/self/statm"
 # The RSS slope's gate, for gross native growth. Measured here (TF 2.21 / Keras
 # 3.15, 2-core VM; a fresh process per setting, 16 calls of 1 epoch on 640
 # digits, 4 left out, with and without clear_session): fit grows 6.1-6.5 MB per
-# call for the MLP and 12.2 MB for the CNN although no model stays alive, the
-# custom loop 2.8-3.0 MB (the MLP) - TensorFlow's and Keras's own growth, the
-# TF #61791 pattern, which clear_session does not change. A caller that keeps
-# every MLP model added 0.1-5 MB a call: too little to tell from that growth by
-# RSS, which is why models left alive are counted exactly. 32 MB sits 2.6x above
-# the largest real slope; it catches a leak of data or graphs per call (one
-# copy of Fashion-MNIST's training images as float32 is 188 MB).
+# call for the MLP and 11.9-12.2 MB for the CNN although no model stays alive,
+# the custom loop 2.8-3.0 MB (MLP) and 4.7 MB (CNN) - TensorFlow's and Keras's
+# own growth, the TF #61791 pattern, which clear_session does not change. A
+# caller that keeps every model grew 3.1-20.2 MB a call, 0.1-8 MB more than the
+# same loop without: too little to tell from that growth by RSS, which is why
+# models left alive are counted exactly. 32 MB sits 2.6x above the largest real
+# slope; it catches a leak of data or graphs per call (one copy of
+# Fashion-MNIST's training images as float32 is 188 MB).
 LEAK_MAX_BYTES_PER_CALL = 32_000_000
 
 
