@@ -52,7 +52,7 @@ from kbench.data.pipelines import ArrayInput
 from kbench.distribute import sync_devices
 from kbench.flops import training_flops_per_sample
 from kbench.profiles import Profile
-from kbench.record import BenchmarkRecord, Latencies
+from kbench.record import BenchmarkRecord, Latencies, StartupSplit
 from kbench.workflows import WorkflowSpec
 
 # How long a round may take before the harness gives up on the worker: far
@@ -254,6 +254,7 @@ class Measurement:
         batch_size, steps_per_round: the round shape.
         startup_s: from the start of the run to the end of its first step
             (Keras setup, tracing, XLA compilation, first step).
+        startup_split: its parts (kbench.record.StartupSplit), or None.
         warmup_s: duration of the unmeasured warm-up rounds.
         round_s: duration of each measured round, device synced.
         step_s: duration of every measured step.
@@ -272,6 +273,7 @@ class Measurement:
     batch_size: int
     steps_per_round: int
     startup_s: float
+    startup_split: StartupSplit | None
     warmup_s: float
     round_s: tuple[float, ...]
     step_s: tuple[float, ...]
@@ -325,7 +327,8 @@ class Measurement:
         return BenchmarkRecord(
             samples_per_s=self.samples_per_s, batch_size=self.batch_size, spec=self.spec,
             device=self.device, steps_per_round=self.steps_per_round, round_s=self.round_s,
-            startup_s=self.startup_s, warmup_s=self.warmup_s,
+            startup_s=self.startup_s, startup_split=self.startup_split,
+            warmup_s=self.warmup_s,
             step_latency_s=(Latencies(**stats.percentiles(self.step_s, (50, 90, 99)))
                             if self.step_s else None),
             round_loss=self.round_loss, round_noise=self.round_noise,
@@ -351,12 +354,17 @@ class _StartupClock(keras.callbacks.Callback):
     def __init__(self, timer: Callable[[], float]):
         super().__init__()
         self.timer = timer
+        self.first_step_start = None
         self.first_step_end = None
         self.first_loss: float | None = None
         self.epoch_s: list[float] = []
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch_start = self.timer()
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.first_step_start is None:
+            self.first_step_start = self.timer()
 
     def on_train_batch_end(self, batch, logs=None):
         if self.first_step_end is None:  # the run's first step (or execution of steps)
@@ -429,6 +437,7 @@ class SteadyStateRun:
         self._train_data = train_data
         self._thread: threading.Thread | None = None
         self._requested = 0
+        self._step_s: float | None = None  # a steady step's seconds, from the calibration
         self._weights_before: str | None = None  # digest before the first measured round
         self._traces_before: dict[str, int] = {}  # trace counts then
         self.flops_per_sample = training_flops_per_sample(
@@ -438,6 +447,17 @@ class SteadyStateRun:
     def startup_s(self) -> float:
         """From the start of the run to the end of its first step (tracing, compiling)."""
         return self.startup.first_step_end - self.run_start
+
+    @property
+    def startup_split(self) -> StartupSplit | None:
+        """The startup's setup, first execution and a steady execution (None before the
+        calibration, or where no step started)."""
+        clock = self.startup
+        if self._step_s is None or clock.first_step_start is None:
+            return None
+        return StartupSplit(setup_s=clock.first_step_start - self.run_start,
+                            first_execution_s=clock.first_step_end - clock.first_step_start,
+                            execution_s=self._step_s * self._per_execution)
 
     @property
     def total_rounds(self) -> int:
@@ -476,6 +496,7 @@ class SteadyStateRun:
                               callbacks=[self.startup], steps_per_epoch=calibration)
                 # Their median is the step time.
                 step_s = float(np.median(self.startup.epoch_s[2:])) / calibration
+                self._step_s = step_s
                 self.steps_per_round = (self._fixed_steps or
                                         calibrated_steps(step_s, self.profile, multiple))
                 self.lead_steps = lead_steps(step_s, self.profile, multiple)
@@ -552,6 +573,7 @@ class SteadyStateRun:
             spec=self.spec, device=self.device, batch_size=self.spec.batch_size,
             steps_per_round=self.steps_per_round,
             startup_s=self.startup_s,
+            startup_split=self.startup_split,
             warmup_s=sum(r["end"] - r["start"] for r in probe.rounds[:warm]),
             round_s=tuple(probe.timed_s(r) for r in measured),
             # One reading per execution: its mean step time (none without the probe).

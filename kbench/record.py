@@ -44,8 +44,9 @@ from kbench.workflows import WorkflowError, WorkflowSpec
 #     their ratios are paired. A version 2 record has none (its rounds are
 #     not paired with anything).
 #   4: counters, the compiled step's exact counters (kbench.counters: traces in
-#     all and while timed, XLA-compiled functions, graph sizes). Records of
-#     versions 1-3 have none.
+#     all and while timed, XLA-compiled functions, graph sizes), and
+#     startup_split (setup, first and steady execution: StartupSplit). Records
+#     of versions 1-3 have neither.
 RECORD_SCHEMA_VERSION = 4
 SUPPORTED_RECORD_SCHEMA_VERSIONS = (1, 2, 3, 4)
 SCHEMA_FIELD = "kbench_schema"
@@ -110,6 +111,52 @@ class Latencies:
 
 
 @dataclasses.dataclass(frozen=True)
+class StartupSplit:
+    """Where a benchmark's startup went, as far as TensorFlow lets its parts be told
+    apart: it traces and compiles a step inside the step's first call, and says
+    nothing of either, so tracing plus compilation is estimated as the first
+    execution's excess over a steady one.
+
+    Attributes:
+        setup_s: from the run's start to its first step's start (Keras's fit
+            setup: data adapter, iterator, callbacks; no tracing yet).
+        first_execution_s: the first call of the step: tracing, XLA
+            compilation, the graph's first run and the input pipeline's first
+            batches.
+        execution_s: a steady call of the same steps (the calibration's median).
+    """
+
+    setup_s: float
+    first_execution_s: float
+    execution_s: float
+
+    def __post_init__(self) -> None:
+        for name in ("setup_s", "first_execution_s", "execution_s"):
+            _validate.check_number(name, getattr(self, name), low=0, error=RecordError,
+                                   where="startup_split")
+
+    @property
+    def trace_compile_s(self) -> float:
+        """Tracing and compilation, estimated: the first call's excess over a steady one."""
+        return max(0.0, self.first_execution_s - self.execution_s)
+
+    def to_dict(self) -> dict[str, float]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, value: Any, where: str = "record") -> "StartupSplit":
+        if not isinstance(value, Mapping):
+            raise RecordError(f"{where}: startup_split must be an object, got {value!r:.80}")
+        try:
+            return cls(**value)
+        except TypeError as err:
+            raise RecordError(f"{where}: bad startup_split {dict(value)!r:.120}: {err}") \
+                from None
+        except RecordError as err:
+            raise RecordError(f"{where}: {err}") from None
+
+
+@dataclasses.dataclass(frozen=True)
 class Pooling:
     """Where an A/B-pooled record's samples came from (kbench.ab.pool_runs).
 
@@ -152,6 +199,7 @@ class BenchmarkRecord:
         steps_per_round: steps in each round.
         round_s: each measured round's duration, device synced.
         startup_s: from the run's start to the end of its first step.
+        startup_split: that startup's parts (StartupSplit), or None.
         warmup_s: duration of the unmeasured warm-up rounds.
         step_latency_s: per-step latency percentiles.
         round_loss: the mean training loss of each measured round.
@@ -183,6 +231,7 @@ class BenchmarkRecord:
     steps_per_round: int | None = None
     round_s: tuple[float, ...] = ()
     startup_s: float | None = None
+    startup_split: StartupSplit | None = None
     warmup_s: float | None = None
     step_latency_s: Latencies | None = None
     round_loss: tuple[float, ...] = ()
@@ -234,7 +283,7 @@ class BenchmarkRecord:
 
     def _check_types(self, where: str) -> None:
         typed = (("spec", WorkflowSpec), ("step_latency_s", Latencies), ("pooling", Pooling),
-                 ("counters", Counters))
+                 ("counters", Counters), ("startup_split", StartupSplit))
         for name, kind in typed:
             value = getattr(self, name)
             if value is not None and not isinstance(value, kind):
@@ -342,6 +391,8 @@ class BenchmarkRecord:
             fields["pooling"] = _pooling_from(fields["pooling"], where)
         if "round_noise" in fields:
             fields["round_noise"] = _noise_from(fields["round_noise"], where)
+        if fields.get("startup_split") is not None:
+            fields["startup_split"] = StartupSplit.from_dict(fields["startup_split"], where)
         if fields.get("counters") is not None:
             try:
                 fields["counters"] = Counters.from_dict(fields["counters"], where)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
 
 import pytest
 
-from kbench import results
+from kbench import results, testing
 from test_ab import KEYS
 from test_cli import N_ROUNDS, assert_bad_input, invoke, two_runs, write_run  # noqa: F401
 
@@ -117,6 +118,26 @@ def test_gate_fails_listing_the_benchmarks_slower_than_allowed(two_runs):
     assert sorted(failure_keys(result)) == sorted(KEYS)
     failures = [line for line in result.stdout.splitlines() if line.startswith("  test_")]
     assert all("allowed slowdown 10%" in line for line in failures)
+
+
+def test_gate_fails_a_startup_grown_beyond_the_allowed_factor(tmp_path, two_runs):
+    def with_startup(source, seconds, name):
+        run = results.read_run(source)
+        run = dataclasses.replace(run, results={k: r.replace(startup_s=seconds)
+                                                for k, r in run.results.items()})
+        path = tmp_path / name
+        path.write_text(json.dumps(testing.run_document(run)))
+        return path
+
+    base, same, _ = two_runs
+    quick, slow = with_startup(base, 0.5, "quick.json"), with_startup(same, 2.0, "slow.json")
+    result = invoke("gate", "--baseline", quick, "--candidate", slow)
+    assert result.exit_code == 1, result.output
+    assert "whose startup grew beyond the allowed factor" in result.stdout
+    assert "startup 2.00 s against 500 ms, 4.00x (allowed 3x: --max-startup-factor)" \
+        in result.stdout
+    assert invoke("gate", "--baseline", quick, "--candidate", slow,
+                  "--max-startup-factor", "5").exit_code == 0
 
 
 def test_gate_of_single_runs_warns_that_it_cannot_see_session_drift(two_runs):

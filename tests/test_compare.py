@@ -121,6 +121,27 @@ def test_twenty_percent_slowdown_over_seven_rounds_is_slower_and_fails_the_gate(
     assert KEYS[1] in str(failure) and "allowed slowdown 10%" in str(failure)
 
 
+def _with_startups(run, seconds: dict) -> Run:
+    return dataclasses.replace(run, results={
+        k: r.replace(startup_s=seconds.get(k, 1.0)) for k, r in run.results.items()})
+
+
+def test_a_startup_beyond_the_allowed_factor_fails_the_gate_and_one_within_passes():
+    base, cand = scaled_runs({})
+    base = _with_startups(base, {KEYS[0]: 0.4, KEYS[1]: 0.4})
+    cand = _with_startups(cand, {KEYS[0]: 1.3, KEYS[1]: 1.1})  # 3.25x and 2.75x
+    result = compare.gate(base, cand)
+    assert result.failures == () and not result.passed and result.exit_code == 1
+    (failure,) = result.startup_failures
+    assert (failure.key, failure.baseline_s, failure.candidate_s) == (KEYS[0], 0.4, 1.3)
+    assert str(failure) == (f"{KEYS[0]}: startup 1.30 s against 400 ms, 3.25x (allowed 3x: "
+                            "--max-startup-factor)")
+    assert compare.gate(base, cand, max_startup_factor=4.0).passed
+    assert compare.gate(base, cand, max_startup_factor=None).passed
+    assert_error_names(ComparisonError, lambda: compare.gate(base, cand, max_startup_factor=1),
+                       "max_startup_factor", "got 1")
+
+
 def test_twenty_percent_speedup_is_faster_and_passes_the_gate():
     base, cand = scaled_runs({KEYS[0]: 1.2})
     assert compare.compare_runs([base, cand]).cell(KEYS[0], 1).comparison.verdict == "faster"

@@ -69,6 +69,15 @@ def test_a_benchmark_the_expectations_do_not_know_fails_and_one_not_run_is_not_c
     assert outcome.unknown == (XLA,) and outcome.checked == (FIT,) and not outcome.passed
 
 
+def test_a_run_without_counters_cannot_pass_the_exact_check(tmp_path):
+    old = testing.fake_run({FIT: [1000.0, 1010.0, 990.0]}, source="old.json")
+    with pytest.raises(ComparisonError, match=r"\(old.json\) has no exact counters to check"):
+        exact.check_exact(old, exact.expected_counters(make_run()))
+    with pytest.raises(ComparisonError, match=r"\(old.json\) has no exact counters to write"):
+        exact.write_expectations(old, tmp_path / "never-written.toml")
+    assert not (tmp_path / "never-written.toml").exists()
+
+
 def test_write_then_read_round_trips_and_keeps_other_benchmarks(tmp_path):
     path = tmp_path / "tf-2.21.0.toml"
     path.write_text('["test_other"]\ntraces = {f = 4}\n')

@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from kbench import distribute, inputs, measure, profiles, testing
 from kbench.data.pipelines import ArrayInput
+from kbench.record import StartupSplit
 from kbench.workflows import LOOPS, UpstreamBugError, WorkflowSpec
 
 from test_flops import MLP_FORWARD_FLOPS
@@ -71,8 +72,13 @@ def test_every_round_ends_with_a_device_sync_before_its_clock_read(loop, tiny, m
 def test_steady_state_run_times_rounds_and_steps(loop, tiny):
     spec = WorkflowSpec(loop=loop, batch_size=32)
     result = _run_rounds(spec, _input(spec, tiny), profile(), timer=testing.counting_timer())
-    # Startup run: start 0, epoch begin 1, first step 2, epoch end 3, begin 4, end 5.
-    assert result.startup_s == 2.0
+    # Startup run: start 0, epoch begin 1, first step begins 2 and ends 3, epoch end 4.
+    assert result.startup_s == 3.0
+    # Setup 0 -> 2, the first execution 2 -> 3; a steady step is a tick (the calibration).
+    assert result.startup_split == StartupSplit(setup_s=2.0, first_execution_s=1.0,
+                                                execution_s=result.startup_split.execution_s)
+    assert result.startup_split.trace_compile_s == pytest.approx(
+        max(0.0, 1.0 - result.startup_split.execution_s))
     # Clock reads per round: begin, one per step, end -> a round spans 4 + 1 ticks.
     assert result.round_s == (5.0, 5.0, 5.0)
     assert result.warmup_s == 5.0
@@ -98,6 +104,19 @@ def test_a_benchmarks_numpy_input_refuses_pipeline_options(tiny):
     spec = WorkflowSpec(input_kind="numpy")
     with pytest.raises(ValueError, match=r"no pipeline options, got \['prefetch'\]"):
         inputs.training_input(spec, tiny, prefetch=1)
+
+
+@pytest.mark.parametrize("execution", ["function", "xla"])
+def test_the_startup_split_puts_tracing_and_compilation_in_the_first_execution(execution, tiny):
+    """Real clocks: the first call of a compiled step traces (and under XLA compiles),
+    so it takes far longer than a steady one."""
+    spec = WorkflowSpec(execution=execution, batch_size=32)
+    result = _run_rounds(spec, _input(spec, tiny), profile(rounds=2, steps=4))
+    split = result.startup_split
+    assert split.setup_s > 0 and split.execution_s > 0
+    assert split.first_execution_s > 5 * split.execution_s
+    assert split.setup_s + split.first_execution_s == pytest.approx(result.startup_s)
+    assert result.record().startup_split == split
 
 
 def test_rounds_are_lengthened_to_the_profile_round_time(tiny):
@@ -187,7 +206,8 @@ def test_a_frozen_model_fails_the_learning_check_and_its_record_says_so(loop, ti
 def _measurement(round_loss, first_loss=2.3, weights_changed=True):
     return measure.Measurement(
         spec=WorkflowSpec(), device="/CPU:0", batch_size=64, steps_per_round=10,
-        startup_s=1.0, warmup_s=0.1, round_s=(0.1,) * len(round_loss), step_s=(),
+        startup_s=1.0, startup_split=None, warmup_s=0.1, round_s=(0.1,) * len(round_loss),
+        step_s=(),
         round_loss=tuple(round_loss), round_noise=(), flops_per_sample=1,
         first_loss=first_loss, weights_changed=weights_changed)
 

@@ -8,7 +8,7 @@ import pytest
 
 from kbench import record, testing
 from kbench.counters import Counters
-from kbench.record import BenchmarkRecord, Latencies, Pooling, RecordError
+from kbench.record import BenchmarkRecord, Latencies, Pooling, RecordError, StartupSplit
 from kbench.telemetry import RoundNoise
 from kbench.workflows import WorkflowSpec
 
@@ -21,7 +21,8 @@ STORED_FILES = sorted([*REPO.glob("tests/data/results/*.json"),
 def full_record(**changes) -> BenchmarkRecord:
     fields = dict(samples_per_s=(1000.0, 1100.0, 900.0), batch_size=32,
                   spec=WorkflowSpec(family="cnn", loop="custom", batch_size=32), device="/CPU:0",
-                  steps_per_round=20, round_s=(0.64, 0.58, 0.71), startup_s=1.5, warmup_s=0.6,
+                  steps_per_round=20, round_s=(0.64, 0.58, 0.71), startup_s=1.5,
+                  startup_split=StartupSplit(0.3, 1.2, 0.03), warmup_s=0.6,
                   step_latency_s=Latencies(0.03, 0.04, 0.05), round_loss=(2.3, 1.7, 1.1),
                   round_noise=(RoundNoise(0.65, 1.2, 0.01), RoundNoise(0.59, 1.1, None),
                                RoundNoise(0.72, 1.0, 0.3)),
@@ -132,6 +133,10 @@ def test_bad_fields_are_refused_naming_the_benchmark_and_the_value(changes, quot
     (lambda e: e.update(counters={"traces": {"f": 1}, "retraces": {"f": 2}}),
      "'f' retraced 2 times while timed but traced 1 times in all"),
     (lambda e: e.update(counters=[1]), "counters must be an object, got [1]"),
+    (lambda e: e.update(startup_split={"setup_s": -1, "first_execution_s": 1,
+                                       "execution_s": 1}),
+     "startup_split: setup_s must be a finite number >= 0, got -1"),
+    (lambda e: e.update(startup_split=[1]), "startup_split must be an object, got [1]"),
     (lambda e: e.update(lockstep=["g"]), "lockstep must be a non-empty str, got ['g']"),
     (lambda e: e.update(colour="red"), "unknown record field(s) ['colour']"),
     (lambda e: e.pop("batch_size"), "the record has no batch_size"),

@@ -16,7 +16,7 @@ import pytest
 from kbench import compare, report, results, stats, testing
 from kbench import fingerprint as kfingerprint
 from kbench.counters import Counters
-from kbench.record import Latencies, Pooling
+from kbench.record import Latencies, Pooling, StartupSplit
 from kbench.report import tables
 
 # >= stats.min_samples_for(DEFAULT_ALPHA) == 5 rounds, so that two separated
@@ -261,10 +261,12 @@ COUNTED = Counters(traces={"multi_step_on_iterator": 1, "one_step_on_data": 2},
 
 def test_github_smaller_json_holds_startups_and_exact_counters(fp):
     run = make_run(fp, {"counted": 1000.0, "plain": 900.0}, per_key={
-        "counted": {"counters": COUNTED}})
+        "counted": {"counters": COUNTED, "startup_split": StartupSplit(0.1, 0.35, 0.05)}})
     entries = {e["name"]: e for e in report.github_smaller_json(run)}
     assert set(entries) == {"counted startup", "plain startup", "counted traces",
-                            "counted graph nodes", "counted XLA compilations"}
+                            "counted graph nodes", "counted XLA compilations",
+                            "counted trace+compile"}
+    assert entries["counted trace+compile"]["value"] == pytest.approx(0.30)
     assert (entries["counted startup"]["value"], entries["counted startup"]["unit"]) == (0.5, "s")
     assert entries["counted traces"]["value"] == 3
     assert entries["counted graph nodes"]["value"] == 324 + 748
@@ -273,13 +275,17 @@ def test_github_smaller_json_holds_startups_and_exact_counters(fp):
 
 
 def test_exact_counters_become_tensorboard_scalars(tmp_path, fp):
-    run = make_run(fp, {"counted": 1000.0}, per_key={"counted": {"counters": COUNTED}})
+    run = make_run(fp, {"counted": 1000.0}, per_key={
+        "counted": {"counters": COUNTED, "startup_split": StartupSplit(0.1, 0.35, 0.05)}})
     (run_dir,) = report.write_tensorboard([run], tmp_path)
     [(_, scalars)] = [read_trial(d) for d in run_dir.iterdir()]
+    assert scalars["startup/trace_compile_s"] == pytest.approx([0.30])
+    assert scalars["startup/setup_s"] == pytest.approx([0.1])
     assert scalars["counters/traces/one_step_on_data"] == [2.0]
     assert scalars["counters/graph_nodes/multi_step_on_iterator"] == [324.0]
     assert scalars["counters/xla_compilations"] == [2.0]
-    assert report.counter_scalars(run.results["counted"].replace(counters=None)) == {}
+    assert report.counter_scalars(run.results["counted"].replace(counters=None,
+                                                                   startup_split=None)) == {}
 
 
 def test_github_benchmark_json_refuses_what_is_not_a_run_with_results(fp):

@@ -317,8 +317,9 @@ def load_policy(path: Path | None) -> compare.Policy | None:
 
 
 def gate(baseline, candidate, *, max_slowdown: float, policy: compare.Policy | None,
-         alpha: float) -> compare.GateResult:
+         alpha: float, max_startup_factor: float | None = compare.DEFAULT_MAX_STARTUP_FACTOR
+         ) -> compare.GateResult:
     """:func:`kbench.compare.gate`, with runs that cannot be compared reported as bad input."""
     with bad_input(compare.ComparisonError):
         return compare.gate(baseline, candidate, max_slowdown=max_slowdown, policy=policy,
-                            alpha=alpha)
+                            alpha=alpha, max_startup_factor=max_startup_factor)

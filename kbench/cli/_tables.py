@@ -123,12 +123,19 @@ def print_matrix(console: Console, matrix: compare.Matrix) -> None:
 def print_gate(console: Console, result: compare.GateResult) -> None:
     """The matrix, then PASS with the allowed slowdowns, or FAIL listing the failures."""
     print_matrix(console, result.matrix)
-    if not result.failures:
+    if result.passed:
         allowed = "/".join(_format.share(a, digits=0) for a in sorted(set(result.allowed.values())))
         console.print(f"[green]PASS[/green]: no benchmark slower than allowed ({allowed}; "
-                      "significantly so, where the runs' design can tell)")
+                      "significantly so, where the runs' design can tell), no startup grown "
+                      "beyond its allowance")
         return
-    console.print(f"[bold red]FAIL[/bold red]: {len(result.failures)} benchmark(s) "
-                  "slower than allowed:")
+    if result.failures:
+        console.print(f"[bold red]FAIL[/bold red]: {len(result.failures)} benchmark(s) "
+                      "slower than allowed:")
     for failure in result.failures:
+        say(console, f"  {failure}")
+    if result.startup_failures:
+        console.print(f"[bold red]FAIL[/bold red]: {len(result.startup_failures)} "
+                      "benchmark(s) whose startup grew beyond the allowed factor:")
+    for failure in result.startup_failures:
         say(console, f"  {failure}")

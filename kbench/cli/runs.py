@@ -141,6 +141,9 @@ def gate_command(
     policy: Annotated[Optional[Path], typer.Option(
         help="per-benchmark thresholds (TOML or JSON policy file)")] = None,
     alpha: AlphaOption = stats.DEFAULT_ALPHA,
+    max_startup_factor: Annotated[float, typer.Option(
+        help="fail a benchmark whose startup (tracing, compilation, first step) grew "
+             "beyond this factor of the baseline's")] = compare.DEFAULT_MAX_STARTUP_FACTOR,
 ) -> None:
     """Gate candidate run(s) against baseline run(s).
 
@@ -149,12 +152,13 @@ def gate_command(
     be significant on one median per session (Mann-Whitney p < alpha); for
     kbench ab's lockstep runs, on the paired estimate. With one run a side
     nothing is tested (rounds of one session cannot see the drift between
-    sessions): the ratio alone fails it, marked untested.
+    sessions): the ratio alone fails it, marked untested. A startup more than
+    --max-startup-factor times the baseline's fails too.
     """
     allowed = parse_fraction(max_slowdown, "--max-slowdown")
     base_run, cand_run = _read_sides(baseline, candidate)
     outcome = gate(base_run, cand_run, max_slowdown=allowed, policy=load_policy(policy),
-                   alpha=alpha)
+                   alpha=alpha, max_startup_factor=max_startup_factor)
     print_gate(console(), outcome)  # one run a side: the matrix's warnings say what it means
     raise typer.Exit(outcome.exit_code)
 

@@ -25,8 +25,9 @@ into exit code 2.
 from kbench.compare.checks import (CHECK_STATUSES, HARNESS_CHECK, HARNESS_OVERHEAD_TARGET,
                                    RATIO_CHECKS, CheckResult,
                                    RatioCheck, Selector, check_pair, run_checks)
-from kbench.compare.gating import (DEFAULT_MAX_SLOWDOWN, EXIT_BAD_INPUT, EXIT_PASS,
-                                   EXIT_REGRESSION, GateFailure, GateResult, gate)
+from kbench.compare.gating import (DEFAULT_MAX_SLOWDOWN, DEFAULT_MAX_STARTUP_FACTOR,
+                                   EXIT_BAD_INPUT, EXIT_PASS, EXIT_REGRESSION, GateFailure,
+                                   GateResult, StartupFailure, gate)
 from kbench.compare.groups import Group, Member, in_run_ratio, paired, run_groups
 from kbench.compare.matrix import Cell, ComparisonError, Matrix, compare_runs
 from kbench.compare.policy import (POLICY_SCHEMA_VERSION, SUPPORTED_POLICY_SCHEMA_VERSIONS,
@@ -34,9 +35,11 @@ from kbench.compare.policy import (POLICY_SCHEMA_VERSION, SUPPORTED_POLICY_SCHEM
                                    policy_from_mapping)
 
 __all__ = [
-    "CHECK_STATUSES", "DEFAULT_MAX_SLOWDOWN", "EXIT_BAD_INPUT", "EXIT_PASS", "EXIT_REGRESSION",
+    "CHECK_STATUSES", "DEFAULT_MAX_SLOWDOWN", "DEFAULT_MAX_STARTUP_FACTOR", "EXIT_BAD_INPUT",
+    "EXIT_PASS", "EXIT_REGRESSION",
     "POLICY_SCHEMA_VERSION", "RATIO_CHECKS", "SUPPORTED_POLICY_SCHEMA_VERSIONS", "Cell",
-    "CheckResult", "ComparisonError", "GateFailure", "GateResult", "Group", "Matrix", "Member",
+    "CheckResult", "ComparisonError", "GateFailure", "GateResult", "StartupFailure", "Group",
+    "Matrix", "Member",
     "Policy", "PolicyError", "PolicyRule", "RatioCheck", "Selector", "compare_runs", "gate",
     "HARNESS_CHECK", "HARNESS_OVERHEAD_TARGET", "check_pair", "in_run_ratio", "paired",
     "load_policy", "policy_from_mapping", "run_checks", "run_groups",

@@ -84,8 +84,13 @@ def write_expectations(run: Run, path: Path) -> dict[str, dict[str, Any]]:
     """Write ``run``'s counters into ``path``, keeping the entries of benchmarks the run
     did not have; returns what the file now holds."""
     path = Path(path)
+    found = expected_counters(run)
+    if not found:
+        raise ComparisonError(f"{run.label} ({run.source or 'in memory'}) has no exact "
+                              "counters to write: its records predate record schema 4, or "
+                              "it ran no training benchmark")
     kept = read_expectations(path) if path.is_file() else {}
-    merged = {**kept, **expected_counters(run)}
+    merged = {**kept, **found}
     path.parent.mkdir(parents=True, exist_ok=True)
     header = (f"# kbench check --exact: the exact counters of each benchmark on TensorFlow "
               f"{run.tf_version}\n# (kbench.counters). Written by `kbench check --exact "
@@ -137,9 +142,19 @@ def _flatten(entry: Mapping[str, Any]) -> dict[str, Any]:
 
 def check_exact(run: Run, expectations: Mapping[str, Mapping[str, Any]]) -> ExactOutcome:
     """Compare the run's exact counters with ``expectations``: every field must be equal.
-    Benchmarks of the expectations that the run did not select are not checked."""
+    Benchmarks of the expectations that the run did not select are not checked.
+
+    Raises:
+        ComparisonError: the run has no counters at all (its records predate record
+            schema 4, or it ran no training benchmark): nothing could be checked.
+    """
+    found = expected_counters(run)
+    if not found:
+        raise ComparisonError(f"{run.label} ({run.source or 'in memory'}) has no exact "
+                              "counters to check: its records predate record schema 4, or "
+                              "it ran no training benchmark")
     changes, unknown, checked = [], [], []
-    for key, entry in expected_counters(run).items():
+    for key, entry in found.items():
         if key not in expectations:
             unknown.append(key)
             continue

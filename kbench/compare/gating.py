@@ -7,7 +7,7 @@ import math
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from kbench import _format, stats
+from kbench import _format, _validate, stats
 from kbench.compare.matrix import ComparisonError, Matrix, check_alpha, compare_runs
 from kbench.compare.policy import Policy, check_slowdown
 from kbench.results import Run
@@ -20,6 +20,14 @@ from kbench.results import Run
 # noise; the Mann-Whitney test guards against the noisier benchmarks (CV up
 # to 20% there). Per-benchmark overrides go in a policy file.
 DEFAULT_MAX_SLOWDOWN = 0.10
+
+# The startup gate: a benchmark fails when its candidate startup_s (tracing, XLA
+# compilation, the first step) is more than this many times the baseline's.
+# Compile-time regressions are large (JAX #21250: 22 s -> 98 s, 4.5x), and
+# startups are noisy: over 5 smoke sessions on this 2-core VM, run beside other
+# work, a benchmark's slowest startup was 1.54x its fastest (median of 49),
+# 2.18x at the 90th percentile and 2.54x at worst. 3x sits above that worst.
+DEFAULT_MAX_STARTUP_FACTOR = 3.0
 
 # GateResult.exit_code, and what the CLI returns for bad input.
 EXIT_PASS = 0
@@ -58,6 +66,21 @@ class GateFailure:
 
 
 @dataclasses.dataclass(frozen=True)
+class StartupFailure:
+    """A benchmark whose startup grew beyond the allowed factor."""
+
+    key: str
+    baseline_s: float
+    candidate_s: float
+    allowed_factor: float
+
+    def __str__(self) -> str:
+        return (f"{self.key}: startup {_format.seconds(self.candidate_s)} against "
+                f"{_format.seconds(self.baseline_s)}, {self.candidate_s / self.baseline_s:.2f}x "
+                f"(allowed {self.allowed_factor:g}x: --max-startup-factor)")
+
+
+@dataclasses.dataclass(frozen=True)
 class GateResult:
     """The gate's answer: failures (empty when it passes) and the matrix behind it.
 
@@ -69,14 +92,16 @@ class GateResult:
     matrix: Matrix
     allowed: Mapping[str, float] = dataclasses.field(default_factory=dict, repr=False)
     alpha: float = stats.DEFAULT_ALPHA
+    startup_failures: tuple[StartupFailure, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "failures", tuple(self.failures))
+        object.__setattr__(self, "startup_failures", tuple(self.startup_failures))
         object.__setattr__(self, "allowed", MappingProxyType(dict(self.allowed)))
 
     @property
     def passed(self) -> bool:
-        return not self.failures
+        return not self.failures and not self.startup_failures
 
     @property
     def exit_code(self) -> int:
@@ -103,6 +128,7 @@ def gate(
     max_slowdown: float = DEFAULT_MAX_SLOWDOWN,
     policy: Policy | None = None,
     alpha: float = stats.DEFAULT_ALPHA,
+    max_startup_factor: float | None = DEFAULT_MAX_STARTUP_FACTOR,
 ) -> GateResult:
     """Fail when a benchmark of ``candidate`` is slower than in ``baseline`` beyond its allowance.
 
@@ -118,6 +144,9 @@ def gate(
     verdicts use ``1 / (1 - that default)`` as their minimum factor, so they
     agree with the gate wherever no rule overrides the default.
 
+    A benchmark also fails when its candidate ``startup_s`` is more than
+    ``max_startup_factor`` times the baseline's (None: startups not gated).
+
     Raises:
         ComparisonError (PolicyError for the policy): mismatched runs,
         ``max_slowdown`` outside (0, 1), a bad ``alpha``, a policy that is not
@@ -125,6 +154,9 @@ def gate(
     """
     check_slowdown("max_slowdown", max_slowdown)
     check_alpha(alpha)
+    if max_startup_factor is not None:
+        _validate.check_number("max_startup_factor", max_startup_factor, low=1,
+                               low_open=True, error=ComparisonError)
     if policy is not None and not isinstance(policy, Policy):
         raise ComparisonError(f"policy must be a Policy (see load_policy), got {policy!r:.80}")
     default = max_slowdown
@@ -141,4 +173,21 @@ def gate(
         if failure is not None:
             failures.append(failure)
     return GateResult(failures=tuple(failures), matrix=matrix, allowed=allowed,
-                      alpha=float(alpha))
+                      alpha=float(alpha),
+                      startup_failures=_startup_failures(baseline, candidate, matrix.keys,
+                                                         max_startup_factor))
+
+
+def _startup_failures(baseline: Run, candidate: Run, keys, factor: float | None
+                      ) -> tuple[StartupFailure, ...]:
+    if factor is None:
+        return ()
+    failures = []
+    for key in keys:
+        base = baseline.results.get(key)
+        cand = candidate.results.get(key)
+        if base is None or cand is None or not base.startup_s or cand.startup_s is None:
+            continue
+        if cand.startup_s > factor * base.startup_s:
+            failures.append(StartupFailure(key, base.startup_s, cand.startup_s, float(factor)))
+    return tuple(failures)

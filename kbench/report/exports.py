@@ -67,6 +67,11 @@ def github_smaller_json(run) -> list[dict]:
         if result.startup_s is not None:
             entries.append({"name": f"{key} startup", "unit": "s", "value": result.startup_s,
                             "extra": "tracing, compilation and the first step\n" + extra})
+        if result.startup_split is not None:
+            entries.append({"name": f"{key} trace+compile", "unit": "s",
+                            "value": result.startup_split.trace_compile_s,
+                            "extra": "the first execution's excess over a steady one\n"
+                                     + extra})
         found = result.counters
         if found is None:
             continue
@@ -80,12 +85,19 @@ def github_smaller_json(run) -> list[dict]:
     return entries
 
 
-def counter_scalars(result) -> dict[str, int]:
-    """A record's exact counters as TensorBoard scalar tags (none without counters)."""
+def counter_scalars(result) -> dict[str, float]:
+    """A record's exact counters and startup parts as TensorBoard scalar tags (none
+    without them)."""
+    tags: dict[str, float] = {}
+    split = result.startup_split
+    if split is not None:
+        tags.update({"startup/setup_s": split.setup_s,
+                     "startup/first_execution_s": split.first_execution_s,
+                     "startup/trace_compile_s": split.trace_compile_s})
     found = result.counters
     if found is None:
-        return {}
-    tags = {f"counters/traces/{name}": n for name, n in found.traces.items()}
+        return tags
+    tags.update({f"counters/traces/{name}": n for name, n in found.traces.items()})
     tags.update({f"counters/graph_nodes/{name}": n for name, n in found.graph_nodes.items()})
     if found.xla_compilations is not None:
         tags["counters/xla_compilations"] = found.xla_compilations
