@@ -13,7 +13,7 @@ Booleans are never numbers here: ``True`` is an ``int`` to Python, but a
 from __future__ import annotations
 
 import math
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import numpy as np
@@ -137,3 +137,21 @@ def check_version(name: str, value: Any, supported: Collection[int], *,
     if not is_int(value) or value not in supported:
         raise _fail(error, where, name, f"one of {tuple(supported)}", value)
     return int(value)
+
+
+def from_mapping(cls: Any, name: str, value: Any, *, error: type[Exception],
+                 where: str = "record") -> Any:
+    """``cls(**value)`` for a JSON object read back, its errors prefixed with ``where``.
+
+    Raises:
+        error: ``value`` is not a mapping, has fields ``cls`` does not take, or
+            fails ``cls``'s own checks (which raise ``error``).
+    """
+    if not isinstance(value, Mapping):
+        raise error(f"{where}: {name} must be an object, got {value!r:.80}")
+    try:
+        return cls(**value)
+    except TypeError as err:
+        raise error(f"{where}: bad {name} {dict(value)!r:.120}: {err}") from None
+    except error as err:
+        raise error(f"{where}: {err}") from None

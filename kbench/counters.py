@@ -195,11 +195,4 @@ class Counters:
 
     @classmethod
     def from_dict(cls, value: Any, where: str = "record") -> "Counters":
-        if not isinstance(value, Mapping):
-            raise CountersError(f"{where}: counters must be an object, got {value!r:.80}")
-        try:
-            return cls(**value)
-        except TypeError as err:
-            raise CountersError(f"{where}: bad counters {dict(value)!r:.120}: {err}") from None
-        except CountersError as err:
-            raise CountersError(f"{where}: {err}") from None
+        return _validate.from_mapping(cls, "counters", value, error=CountersError, where=where)

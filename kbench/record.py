@@ -145,15 +145,8 @@ class StartupSplit:
 
     @classmethod
     def from_dict(cls, value: Any, where: str = "record") -> "StartupSplit":
-        if not isinstance(value, Mapping):
-            raise RecordError(f"{where}: startup_split must be an object, got {value!r:.80}")
-        try:
-            return cls(**value)
-        except TypeError as err:
-            raise RecordError(f"{where}: bad startup_split {dict(value)!r:.120}: {err}") \
-                from None
-        except RecordError as err:
-            raise RecordError(f"{where}: {err}") from None
+        return _validate.from_mapping(cls, "startup_split", value, error=RecordError,
+                                      where=where)
 
 
 @dataclasses.dataclass(frozen=True)
