@@ -107,8 +107,7 @@ class WorkerJob:
 
     def argv(self) -> list[str]:
         """The worker's command line (:func:`main` parses it back)."""
-        spec = {k: v for k, v in self.spec.to_dict().items() if k != "name"}
-        argv = [sys.executable, "-m", "kbench.worker", "--spec", json.dumps(spec),
+        argv = [sys.executable, "-m", "kbench.worker", "--spec", json.dumps(self.spec.to_dict()),
                 "--result", str(self.result)]
         for field in _OPTIONS:
             value = getattr(self, field)
@@ -127,8 +126,8 @@ class WorkerJob:
         """
         args = _parser().parse_args(argv)
         try:
-            spec = workflows.WorkflowSpec(**json.loads(args.spec))
-        except (json.JSONDecodeError, TypeError, workflows.WorkflowError) as err:
+            spec = workflows.WorkflowSpec.from_dict(json.loads(args.spec))
+        except (json.JSONDecodeError, workflows.WorkflowError) as err:
             raise ValueError(f"bad --spec {args.spec!r}: {err}") from None
         return cls(spec=spec, result=args.result, allow_known_issue=args.allow_known_issue,
                    **{field: getattr(args, field) for field in _OPTIONS})
