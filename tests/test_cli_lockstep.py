@@ -127,8 +127,13 @@ def test_without_a_candidate_only_calibrate_runs(tmp_path):
 def test_calibrate_prints_the_minimum_detectable_slowdown_and_checks_it_by_injection(tmp_path):
     a, _, obj = fakes(tmp_path)
     result = invoke("ab", "--baseline-python", a, "--calibrate", "--budget", "30s",
-                    "--max-slowdown", "3%", "--min-pairs", "10", *STEADY, obj=obj)
+                    "--max-slowdown", "3%", "--min-pairs", "10", "--json", tmp_path / "cal.json",
+                    *STEADY, obj=obj)
     assert result.exit_code == 0, result.output
+    [calibrated] = json.loads((tmp_path / "cal.json").read_text())["workflows"]
+    assert calibrated["a_a"]["pairs"] > 0 and calibrated["power"]["min_detectable"] > 0
+    assert calibrated["injected"]["injected"]["candidate"] == pytest.approx(
+        round(calibrated["power"]["min_detectable"], 4))
     text = result.stdout
     assert "A/A" in text and "per-pair spread" in text
     assert "a worker process's speed offset: " in text and "% measured" in text

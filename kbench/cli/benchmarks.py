@@ -166,7 +166,7 @@ def ab_command(
     options.update(run=runner(ctx), open_worker=fakes.get("open_worker", remote.RemoteRun),
                    clock=fakes.get("clock", time.perf_counter))
     if calibrate:
-        raise typer.Exit(lockstep.calibrate(baseline_python, **options))
+        raise typer.Exit(lockstep.calibrate(baseline_python, **options, json_path=json_path))
     if candidate_python is None:
         raise CliError("--candidate-python is required (or --calibrate, which needs only "
                        "the baseline)")

@@ -153,10 +153,12 @@ def _run_one(out, spec, baseline, candidate, profile, design, budget_s, open_wor
 
 def calibrate(baseline_python: Path, *, workflows: list[str] | None, max_slowdown: float,
               budget_s: float, min_pairs: int, looks: int, alpha: float, workers: int,
-              process_sd: float, seed: int | None = None, run=subprocess.run,
-              open_worker=remote.RemoteRun, clock=time.perf_counter) -> int:
+              process_sd: float, seed: int | None = None, json_path: Path | None = None,
+              run=subprocess.run, open_worker=remote.RemoteRun,
+              clock=time.perf_counter) -> int:
     """``kbench ab --calibrate``: an A/A of the baseline against itself, the minimum
-    detectable slowdown it implies, and an injected slowdown of that size to check it."""
+    detectable slowdown it implies, and an injected slowdown of that size to check it;
+    ``json_path`` receives all three per workflow."""
     with bad_input(sequential.SequentialError, lockstep_ab.ABError):
         design = sequential.Design(max_slowdown, alpha=alpha, looks=looks, min_pairs=min_pairs,
                                    workers=workers, process_sd=process_sd)
@@ -166,6 +168,7 @@ def calibrate(baseline_python: Path, *, workflows: list[str] | None, max_slowdow
     out = console()
     specs = _specs(workflows)
     _check_sides(run, a_side)
+    calibrated = []
     for spec in specs:
         # The A/A runs its whole budget (a tiny threshold never decides "same" early),
         # so the spread and the pairs per second are those of a full budget.
@@ -192,4 +195,13 @@ def calibrate(baseline_python: Path, *, workflows: list[str] | None, max_slowdow
                  f"{_format.share(achieved)} slower ({_ratio(check)}), verdict "
                  f"{check.verdict.upper()} after {check.pairs} pairs in {check.pairs_s:.0f} s "
                  f"(orders' seed {check.seed})")
+        calibrated.append({"workflow": spec.name, "a_a": a_a.to_dict(),
+                           "power": dataclasses.asdict(estimate),
+                           "injected": check.to_dict(), "achieved_slowdown": achieved})
+    if json_path is not None:
+        document = {"mode": "calibrate", "max_slowdown": max_slowdown, "budget_s": budget_s,
+                    "alpha": alpha, "looks": looks, "min_pairs": min_pairs,
+                    "baseline_python": str(baseline_python), "workflows": calibrated}
+        json_path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+        say(out, f"wrote {json_path}")
     return 0
