@@ -271,3 +271,28 @@ def test_export_tensorboard_writes_a_log_dir_per_run(tmp_path, two_runs):
                if line.startswith("tensorboard: ")]
     assert len(written) == 2
     assert all(list(d.rglob("events.out.tfevents.*")) for d in written)
+
+
+def test_compare_shows_the_exact_counters_that_changed_and_says_when_none_did(tmp_path):
+    from test_report import COUNTED
+
+    more = dataclasses.replace(COUNTED, traces={"multi_step_on_iterator": 1,
+                                                "one_step_on_data": 3})
+    paths = []
+    for i, counted in enumerate((COUNTED, more, COUNTED)):
+        run = testing.fake_run({"counted": testing.draw_samples(1000, 5, seed=i),
+                                "plain": testing.draw_samples(900, 5, seed=i)},
+                               datetime=f"2026-01-0{i + 1}T00:00:00+00:00",
+                               per_key={"counted": {"counters": counted}})
+        paths.append(tmp_path / f"r{i}.json")
+        paths[-1].write_text(json.dumps(testing.run_document(run)))
+    changed = invoke("compare", paths[0], paths[1])
+    assert changed.exit_code == 0, changed.output
+    assert "exact counters that differ from #0's" in changed.stdout
+    counters_table = changed.stdout.split("exact counters that differ")[1]
+    [row] = [line for line in counters_table.splitlines() if "│ counted" in line]
+    assert "3 traces, 1072 nodes, 2 XLA" in row and "4 traces, 1072 nodes, 3 XLA" in row
+    assert "plain" not in counters_table
+    same = invoke("compare", paths[0], paths[2])
+    assert ("exact counters (traces, graph nodes, XLA compilations): the same in every run, "
+            "1 benchmark(s)") in " ".join(same.stdout.split())

@@ -39,3 +39,14 @@ def test_seconds_pick_a_unit(value, text):
                                               (0, "0.0 kB")])
 def test_sizes_are_in_decimal_megabytes_from_a_megabyte_else_kilobytes(size_bytes, text):
     assert _format.size(size_bytes) == text
+
+
+def test_counters_sum_the_compiled_functions_and_add_xla_compilations_for_xla_steps():
+    from kbench.counters import Counters
+
+    plain = Counters(traces={"a": 1, "b": 2}, retraces={"a": 0, "b": 0},
+                     graph_nodes={"a": 300, "b": 700})
+    assert _format.counters(plain) == "3 traces, 1000 nodes"
+    xla = Counters(traces={"a": 2}, retraces={"a": 0}, graph_nodes={"a": 5}, xla_functions=("a",))
+    assert _format.counters(xla) == "2 traces, 5 nodes, 2 XLA"
+    assert _format.counters(None) == "n/a"

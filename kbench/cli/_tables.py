@@ -112,10 +112,39 @@ def matrix_table(matrix: compare.Matrix) -> Table:
     return table
 
 
+def print_counters(console: Console, matrix: compare.Matrix) -> None:
+    """The exact counters (noise cannot move them) of the benchmarks whose counters differ
+    from the baseline run's, or one line saying none do."""
+    runs = range(len(matrix.runs))
+    counted = [key for key in matrix.keys if any(matrix.counters(key, i) for i in runs)]
+    if not counted:
+        return
+    changed = [key for key in counted
+               if len({_format.counters(matrix.counters(key, i)) for i in runs}) > 1]
+    if not changed:
+        say(console, f"exact counters (traces, graph nodes, XLA compilations): the same in "
+                     f"every run, {len(counted)} benchmark(s)")
+        return
+    table = Table(title=f"exact counters that differ from #{matrix.baseline}'s (a change of "
+                        "TensorFlow or of the workflow, whatever the noise)",
+                  title_justify="left")
+    table.add_column("benchmark", no_wrap=True)
+    for i in runs:
+        table.add_column(f"#{i}", justify="right")
+    base = matrix.baseline
+    for key in changed:
+        cells = [_format.counters(matrix.counters(key, i)) for i in runs]
+        table.add_row(Text(key), *(Text(c, style="bold" if c != cells[base] else "")
+                                   for c in cells))
+    console.print(table)
+
+
 def print_matrix(console: Console, matrix: compare.Matrix) -> None:
-    """The run legend, the fingerprint differences, the table, then the warnings (stderr)."""
+    """The run legend, the fingerprint differences, the table, the exact counters that
+    differ, then the warnings (stderr)."""
     _print_runs(console, matrix)
     console.print(matrix_table(matrix))
+    print_counters(console, matrix)
     for warning in matrix.warnings:
         warn(warning)
 

@@ -116,6 +116,12 @@ class Matrix:
         object.__setattr__(self, "fingerprint_diffs",
                            tuple(MappingProxyType(dict(d)) for d in self.fingerprint_diffs))
 
+    def counters(self, key: str, run_index: int):
+        """The exact counters (kbench.counters.Counters) of ``key`` in that run, or None
+        (not in the run, or measured before counters were recorded)."""
+        record = self.runs[run_index].results.get(key)
+        return record.counters if record is not None else None
+
     def cell(self, key: str, run_index: int) -> Cell:
         try:
             return self.cells[(key, run_index)]

@@ -129,29 +129,17 @@ def _latency_section(matrix) -> Section:
                    rows, plot="latency")
 
 
-def _counters_text(matrix, key: str, i: int) -> str:
-    record = matrix.runs[i].results.get(key)
-    found = record.counters if record is not None else None
-    if found is None:
-        return "n/a"
-    text = (f"{sum(found.traces.values())} traces, "
-            f"{sum(found.graph_nodes.values())} nodes")
-    return text if found.xla_compilations is None else \
-        f"{text}, {found.xla_compilations} XLA"
-
-
 def _counters_section(matrix) -> Section | None:
     """The exact counters per benchmark and run, bold where they differ from the
     baseline run's (None: no run has any)."""
     keys = [key for key in matrix.keys
-            if any(key in run.results and run.results[key].counters is not None
-                   for run in matrix.runs)]
+            if any(matrix.counters(key, i) is not None for i in range(len(matrix.runs)))]
     if not keys:
         return None
     runs = range(len(matrix.runs))
     rows = []
     for key in keys:
-        texts = [_counters_text(matrix, key, i) for i in runs]
+        texts = [_format.counters(matrix.counters(key, i)) for i in runs]
         base = texts[matrix.baseline]
         rows.append((Text(key), *(Text(t, "differs" if t != base else "") for t in texts)))
     return Section("Exact counters (traces of the compiled step, graph nodes, XLA "
