@@ -70,6 +70,16 @@ def counting_timer(step: float = 1.0):
     return lambda: next(ticks) * step
 
 
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie, dead but not yet reaped, does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = f"/proc/{pid}/stat"
+    return not (os.path.exists(stat) and open(stat).read().split()[2] == "Z")
+
+
 def tiny_dataset(seed: int = 0, *, n_train: int = TINY_TRAIN, n_test: int = TINY_TEST):
     """Learnable synthetic MNIST-shaped data, small enough to train in a second."""
     from kbench import data

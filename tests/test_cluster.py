@@ -8,7 +8,6 @@ on the way out; ``assert_no_survivors`` checks that none is left.
 
 import dataclasses
 import math
-import os
 import re
 import signal
 import subprocess
@@ -18,7 +17,7 @@ import time
 import pytest
 import tensorflow as tf
 
-from kbench import cluster, distribute, training, worker
+from kbench import cluster, distribute, testing, training, worker
 from kbench import workflows as wf
 from kbench.workflows import WorkflowSpec
 
@@ -60,18 +59,8 @@ EPOCH_STEPS = math.ceil(4000 / BASE.batch_size)
 pytestmark = pytest.mark.slow
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie is dead but not yet reaped by its parent.
-    stat = f"/proc/{pid}/stat"
-    return not (os.path.exists(stat) and open(stat).read().split()[2] == "Z")
-
-
 def assert_no_survivors(pids) -> None:
-    alive = [pid for pid in pids if _alive(pid)]
+    alive = [pid for pid in pids if testing.process_alive(pid)]
     assert not alive, f"worker processes left running: {alive}"
 
 
@@ -280,7 +269,7 @@ def test_cluster_kills_workers_and_their_children(how, tmp_path):
             assert exit_.killed_by_cluster and exit_.returncode == -signal.SIGKILL
     pids = [int(p) for p in marker.read_text().split()]
     deadline = time.monotonic() + 10  # the orphaned grandchild is reaped by init
-    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+    while any(testing.process_alive(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert_no_survivors(pids)
 

@@ -4,6 +4,7 @@ outlive their calls; noisy: the RSS slope per call)."""
 from __future__ import annotations
 
 import itertools
+import types
 import os
 
 import pytest
@@ -90,3 +91,78 @@ def test_a_loop_that_keeps_every_model_fails_the_leak_check_exactly(small):
     assert result.failure("the leaking loop") == (
         "the leaking loop leaks: 5 of the 5 models its calls built are still alive after "
         "the last call (with clear_session); something holds them")
+
+
+def test_high_water_bytes_reads_vmhwm_of_status(tmp_path):
+    status = tmp_path / "status"
+    status.write_text("Name:\tpython\nVmPeak:\t  900 kB\nVmHWM:\t   1234 kB\nVmRSS:\t  1000 kB\n")
+    assert memory.high_water_bytes(status) == 1234 * 1024
+    status.write_text("Name:\tpython\n")
+    with pytest.raises(OSError, match="has no 'VmHWM: <n> kB' line"):
+        memory.high_water_bytes(status)
+
+
+def test_reset_high_water_brings_the_peak_down_to_the_rss_now():
+    import numpy as np
+
+    block = np.ones(25_000_000)  # 200 MB touched, then freed
+    del block
+    assert memory.high_water_bytes() > memory.rss_bytes() + 150_000_000
+    memory.reset_high_water()
+    assert memory.high_water_bytes() < memory.rss_bytes() + 50_000_000
+
+
+class _FakeExperimental:
+    def __init__(self):
+        self.calls = []
+
+    def reset_memory_stats(self, device):
+        self.calls.append(("reset", device))
+
+    def get_memory_info(self, device):
+        self.calls.append(("info", device))
+        return {"current": 10, "peak": 4096}
+
+
+def _fake_tf_config():
+    experimental = _FakeExperimental()
+    return types.SimpleNamespace(config=types.SimpleNamespace(experimental=experimental)), experimental
+
+
+def test_measure_peak_reads_the_high_water_mark_after_resetting_it_before_the_run():
+    order = []
+    peak, returned = memory.measure_peak(
+        lambda: order.append("run") or "model", rss=lambda: order.append("rss") or 700,
+        high_water=lambda: order.append("hwm") or 950, reset=lambda: order.append("reset"))
+    assert order == ["reset", "rss", "run", "hwm"] and returned == "model"
+    assert peak == memory.PeakMemory(700, 950, None) and peak.run_bytes == 250
+
+
+def test_measure_peak_reads_a_gpus_allocator_peak_beside_the_rss():
+    tf, experimental = _fake_tf_config()
+    peak, _ = memory.measure_peak(lambda: experimental.calls.append(("run", None)),
+                                  device="/GPU:0", tf=tf, rss=lambda: 1, high_water=lambda: 2,
+                                  reset=lambda: None)
+    assert experimental.calls == [("reset", "GPU:0"), ("run", None), ("info", "GPU:0")]
+    assert peak.device_peak_bytes == 4096
+
+
+@pytest.mark.parametrize("fields, quoted", [
+    (dict(start_bytes=10, peak_bytes=5), "peak_bytes must be an int >= 10, got 5"),
+    (dict(start_bytes=-1, peak_bytes=5), "start_bytes must be a non-negative int, got -1"),
+    (dict(start_bytes=1, peak_bytes=5, device_peak_bytes=1.5), "device_peak_bytes"),
+])
+def test_a_malformed_peak_is_refused_quoting_it(fields, quoted):
+    with pytest.raises(LeakError) as info:
+        memory.PeakMemory(**fields)
+    assert quoted in str(info.value)
+
+
+def test_a_leak_result_round_trips_and_refuses_bad_fields():
+    result = memory.LeakResult([1, 2, 3], 0, 1, 0.5, True, 10.0)
+    assert result.rss == (1, 2, 3)
+    assert memory.LeakResult.from_dict(result.to_dict()) == result
+    with pytest.raises(LeakError, match="clear_session must be a bool, got 'yes'"):
+        memory.LeakResult.from_dict({**result.to_dict(), "clear_session": "yes"})
+    with pytest.raises(LeakError, match="bad leak"):
+        memory.LeakResult.from_dict({**result.to_dict(), "extra": 1})

@@ -9,7 +9,7 @@ Modules: ``_common`` (errors and exit codes, consoles, option parsers, loading
 runs and policies, TensorFlow's logging), ``_options`` (options several commands
 share), ``_tables`` and ``_progress`` (rich rendering), and one module per group
 of commands: ``workflows`` (list, env, run), ``data`` (data), ``benchmarks``
-(bench, ab) and ``runs`` (compare, check, gate, report, export).
+(bench, ab), ``memory`` (memory) and ``runs`` (compare, check, gate, report, export).
 
 Exit codes: 0 success; 1 a regression beyond the allowed slowdown (``gate``,
 ``ab``) or a benchmark run that failed; 2 bad arguments or input (a missing
@@ -17,7 +17,7 @@ or unreadable file, an unknown workflow, a malformed policy), reported as one
 line on stderr, never a traceback.
 
 TensorFlow is imported only by the commands that need it (``env``, ``run``,
-``bench``, ``ab``) and matplotlib only by ``report`` and ``export``, so that
+``bench``, ``ab``, ``memory``) and matplotlib only by ``report`` and ``export``, so that
 ``kbench --help``, ``list``, ``data``, ``compare`` and ``gate`` start fast. It
 is quiet: its start-up lines on stderr are shown only with ``kbench --verbose``.
 """
@@ -28,7 +28,7 @@ from typing import Annotated
 
 import typer
 
-from kbench.cli import benchmarks, data, runs, workflows
+from kbench.cli import benchmarks, data, memory, runs, workflows
 from kbench.cli._common import (EXIT_BAD_INPUT, EXIT_REGRESSION, CliError, Group, parse_fraction,
                                 quiet_tensorflow)
 
@@ -68,6 +68,7 @@ COMMANDS = (
     ("check", runs.check_command),
     ("gate", runs.gate_command),
     ("ab", benchmarks.ab_command),
+    ("memory", memory.memory_command),
     ("report", runs.report_command),
     ("export", runs.export),
 )

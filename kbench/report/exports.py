@@ -85,6 +85,27 @@ def github_smaller_json(run) -> list[dict]:
     return entries
 
 
+def memory_github_json(run) -> list[dict]:
+    """github-action-benchmark ``customSmallerIsBetter`` entries of a ``kbench memory``
+    run (kbench.memcheck.MemoryRun): per workflow, its fresh-process peak RSS, what its
+    training added at that peak, its GPU peak where it has one, and the RSS slope per
+    call without and with clear_session (MB)."""
+    entries = []
+    for workflow in run.workflows:
+        extra = f"TensorFlow {run.tf_version}, {run.datetime}"
+        peak = workflow.peak
+        values = {"peak RSS": peak.peak_bytes, "training's peak": peak.run_bytes,
+                  "GPU peak": peak.device_peak_bytes}
+        for process in workflow.processes:
+            session = "with" if process.clear_session else "without"
+            values[f"RSS per call {session} clear_session"] = process.leak.bytes_per_call
+        for name, value in values.items():
+            if value is not None:
+                entries.append({"name": f"{workflow.workflow} {name}", "unit": "MB",
+                                "value": round(value / 1e6, 3), "extra": extra})
+    return entries
+
+
 def counter_scalars(result) -> dict[str, float]:
     """A record's exact counters and startup parts as TensorBoard scalar tags (none
     without them)."""

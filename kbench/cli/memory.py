@@ -1,0 +1,125 @@
+"""``kbench memory``: each workflow's peak memory and leak check in fresh processes, stored
+and gated against a baseline run (kbench.memcheck)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from kbench import _format, memcheck, memory, workflows
+from kbench.cli._common import (EXIT_REGRESSION, CliError, bad_input, console, import_tensorflow,
+                                parse_fraction, say)
+from kbench.cli._options import DatasetName
+
+DEFAULT_MAX_GROWTH = _format.share(memcheck.MAX_PEAK_GROWTH, digits=0)
+
+
+def _slope(bytes_per_call: float) -> str:
+    """An RSS slope: ``"+6.1 MB"``, ``"-0.2 MB"`` (RSS fell)."""
+    return ("+" if bytes_per_call >= 0 else "-") + _format.size(abs(bytes_per_call))
+
+
+def _process_line(name: str, process: memcheck.ProcessResult) -> str:
+    session = "with" if process.clear_session else "without"
+    return (f"  {name} ({session} clear_session): peak {_format.size(process.peak.peak_bytes)}"
+            f", slope {_slope(process.leak.bytes_per_call)}/call, {process.leak.alive} alive")
+
+
+def _table(checked, verdicts=None) -> Table:
+    table = Table(title="memory (fresh processes; peak = RSS high-water mark of the first "
+                        "training)")
+    for column in ("workflow", "start RSS", "peak RSS", "run's peak", "peak spread",
+                   "slope/call (no clear | clear)", "alive", *(("baseline peak", "growth")
+                                                               if verdicts else ())):
+        table.add_column(column, justify="left" if column == "workflow" else "right")
+    by_name = {v.workflow: v for v in verdicts or ()}
+    for result in checked:
+        peak = result.peak
+        slopes = " | ".join(_slope(p.leak.bytes_per_call) for p in result.processes)
+        alive = " | ".join(str(p.leak.alive) for p in result.processes)
+        row = [result.workflow, _format.size(peak.start_bytes), _format.size(peak.peak_bytes),
+               _format.size(peak.run_bytes), _format.share(result.peak_spread), slopes, alive]
+        if verdicts:
+            verdict = by_name[result.workflow]
+            row += [_format.size(verdict.baseline.peak_bytes) if verdict.baseline else "-",
+                    f"{verdict.growth:+.1%}" if verdict.growth is not None else "-"]
+        failed = (by_name[result.workflow].failures if verdicts
+                  else result.leak_failures())
+        table.add_row(*row, style="red" if failed else None)
+    return table
+
+
+def memory_command(
+    ctx: typer.Context,
+    workflow: Annotated[Optional[list[str]], typer.Option(
+        "-w", "--workflow", help="a workflow to check (repeatable; default: "
+                                 + ", ".join(memcheck.DEFAULT_WORKFLOWS) + ")")] = None,
+    dataset: Annotated[DatasetName, typer.Option(
+        help="what each call trains on")] = DatasetName(memcheck.Settings.dataset),
+    examples: Annotated[int, typer.Option(
+        min=1, help="training examples a call trains one epoch on")] = memcheck.Settings.examples,
+    calls: Annotated[int, typer.Option(
+        min=1, help="trainings of the leak check after the peak's")] = memcheck.Settings.calls,
+    warmup_calls: Annotated[int, typer.Option(
+        min=0, help="first calls the RSS slope leaves out (caches filling once)")
+    ] = memcheck.Settings.warmup_calls,
+    baseline: Annotated[Optional[Path], typer.Option(
+        help="a stored memory run to gate against: exit 1 on a peak grown beyond "
+             "--max-growth, a model left alive or an RSS slope beyond "
+             f"{_format.size(memory.LEAK_MAX_BYTES_PER_CALL)}/call")] = None,
+    max_growth: Annotated[str, typer.Option(
+        help="--baseline: how much a workflow's peak RSS may grow, e.g. 10%")
+    ] = DEFAULT_MAX_GROWTH,
+    out: Annotated[Path, typer.Option(
+        help="where the run is stored (<out>/<tf>/<machine>/<time>.json)")
+    ] = Path(memcheck.DEFAULT_FOLDER),
+    github_json: Annotated[Optional[Path], typer.Option(
+        help="also write the peaks and slopes for github-action-benchmark "
+             "(tool: customSmallerIsBetter, MB)")] = None,
+) -> None:
+    """Measure each workflow's peak memory and check it for leaks, each in two fresh
+    processes (without and with clear_session); with --baseline, gate against a stored run.
+    Exit 1 on a leak (always) or a peak grown beyond --max-growth."""
+    growth_limit = parse_fraction(max_growth, "--max-growth", allow_zero=True)
+    names = list(workflow or memcheck.DEFAULT_WORKFLOWS)
+    with bad_input(workflows.WorkflowError):
+        for name in names:
+            workflows.get_workflow(name)
+    with bad_input(memcheck.MemoryCheckError):
+        settings = memcheck.Settings(dataset.value, examples, calls, warmup_calls)
+        before = memcheck.read_run(baseline) if baseline is not None else None
+    if out.exists() and not out.is_dir():
+        raise CliError(f"--out must be a folder, got the file {str(out)!r}")
+    import_tensorflow(ctx)
+    from kbench import fingerprint
+
+    shell = console()
+    say(shell, f"memory check: {len(names)} workflow(s), 2 fresh processes each, "
+               f"{settings.examples} {settings.dataset} examples a call, 1 + {settings.calls} "
+               f"calls ({settings.warmup_calls} left out of the slope)")
+    with bad_input(memcheck.MemoryCheckError):
+        checked = memcheck.check_workflows(
+            names, settings, on_process=lambda name, process: say(shell, _process_line(name, process)))
+        run = memcheck.new_run(checked, settings, fingerprint.fingerprint())
+        path = memcheck.write_run(run, out)
+        verdicts = memcheck.gate(before, run, growth_limit) if before is not None else None
+    shell.print(_table(checked, verdicts))
+    say(shell, f"stored: {path}")
+    if github_json is not None:
+        from kbench.report import memory_github_json
+
+        with bad_input(OSError):
+            github_json.write_text(json.dumps(memory_github_json(run), indent=2) + "\n",
+                                   encoding="utf-8")
+        say(shell, f"wrote {github_json}")
+    failures = ([f for v in verdicts for f in v.failures] if verdicts is not None else
+                [f for w in checked for f in w.leak_failures()])
+    for failure in failures:
+        say(console(stderr=True), failure, style="red")
+    if failures:
+        raise typer.Exit(EXIT_REGRESSION)
+    say(shell, "PASS" + (f" against {baseline}" if baseline is not None else ""))
