@@ -22,12 +22,12 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Callable
 
 from kbench import _validate
 
-__all__ = ["CLOSURE_DEPTH", "Counters", "CountersError", "compiled_functions", "graph_nodes",
-           "is_xla", "tracing_counts"]
+__all__ = ["CLOSURE_DEPTH", "TRACING_COUNTER", "Counters", "CountersError", "compiled_functions",
+           "graph_nodes", "is_xla", "tracing_clock", "tracing_counts"]
 
 # How deep compiled_functions looks into closures (Keras 3.15's train_function
 # holds its tf.functions one level down, behind a wrapper at most two).
@@ -86,6 +86,38 @@ def compiled_functions(*roots: Any, depth: int = CLOSURE_DEPTH) -> dict[str, Any
 def tracing_counts(functions: Mapping[str, Any]) -> dict[str, int]:
     """How many times each function has traced so far."""
     return {name: int(fn.experimental_get_tracing_count()) for name, fn in functions.items()}
+
+
+# TensorFlow's monitoring counter of the microseconds tf.function has spent building
+# graphs (tracing), process-wide; a nested function's tracing counts once, with
+# its caller's. In tracing_compilation.py of TF 2.19.1, 2.20.0 and 2.21.0 (checked).
+TRACING_COUNTER = "/tensorflow/core/tf_function/graph_building_time_usecs"
+
+
+def tracing_clock(module: Any = None) -> Callable[[], float] | None:
+    """A clock of the seconds ``tf.function`` has spent tracing in this process so far
+    (TensorFlow's own counter, :data:`TRACING_COUNTER`), or None where this
+    TensorFlow has no such counter: it is private
+    (``tracing_compilation._graph_building_time_counter``), so it may go.
+
+    The difference of two readings is the tracing between them. TensorFlow
+    clocks neither Grappler's optimization nor XLA's compilation, which happen
+    in the function's first call after tracing.
+
+    Args:
+        module: where the counter lives (for tests; TensorFlow's module by default).
+    """
+    if module is None:
+        try:
+            from tensorflow.python.eager.polymorphic_function import tracing_compilation as module
+        except ImportError:
+            return None
+    counter = getattr(module, "_graph_building_time_counter", None)
+    cell = getattr(counter, "get_cell", None)
+    if cell is None:
+        return None
+    cell = cell()
+    return lambda: cell.value() / 1e6
 
 
 def is_xla(fn: Any) -> bool:

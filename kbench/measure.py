@@ -351,11 +351,14 @@ class _StartupClock(keras.callbacks.Callback):
 
     async_safe = True
 
-    def __init__(self, timer: Callable[[], float]):
+    def __init__(self, timer: Callable[[], float],
+                 tracing: Callable[[], float] | None = None):
         super().__init__()
         self.timer = timer
+        self.tracing = tracing  # TensorFlow's clock of tracing (kbench.counters.tracing_clock)
         self.first_step_start = None
         self.first_step_end = None
+        self.first_tracing_s: float | None = None  # its advance over the first step
         self.first_loss: float | None = None
         self.epoch_s: list[float] = []
 
@@ -364,12 +367,16 @@ class _StartupClock(keras.callbacks.Callback):
 
     def on_train_batch_begin(self, batch, logs=None):
         if self.first_step_start is None:
+            if self.tracing is not None:
+                self.first_tracing_s = -self.tracing()
             self.first_step_start = self.timer()
 
     def on_train_batch_end(self, batch, logs=None):
         if self.first_step_end is None:  # the run's first step (or execution of steps)
             self.first_loss = float(logs["loss"])  # waits for it
             self.first_step_end = self.timer()
+            if self.first_tracing_s is not None:
+                self.first_tracing_s += self.tracing()
 
     def on_epoch_end(self, epoch, logs=None):
         sync_devices()
@@ -422,7 +429,7 @@ class SteadyStateRun:
         self.probe = (_RoundProbe if per_step else _RoundGate)(timer, timeout_s)
         self.probe.stretch = check_number("slowdown", slowdown, low=0, high=1,
                                           high_open=True) / (1 - slowdown) if slowdown else 0.0
-        self.startup = _StartupClock(timer)
+        self.startup = _StartupClock(timer, counters.tracing_clock())
         self.steps_per_round: int | None = None  # timed steps a round, set by the calibration
         # ... unless given: two runs compared round for round do the same work a round
         # (a round's fixed cost, ~15 ms here, would favour the one with more steps).
@@ -457,7 +464,8 @@ class SteadyStateRun:
             return None
         return StartupSplit(setup_s=clock.first_step_start - self.run_start,
                             first_execution_s=clock.first_step_end - clock.first_step_start,
-                            execution_s=self._step_s * self._per_execution)
+                            execution_s=self._step_s * self._per_execution,
+                            tracing_s=clock.first_tracing_s)
 
     @property
     def total_rounds(self) -> int:

@@ -47,8 +47,12 @@ from kbench.workflows import WorkflowError, WorkflowSpec
 #     all and while timed, XLA-compiled functions, graph sizes), and
 #     startup_split (setup, first and steady execution: StartupSplit). Records
 #     of versions 1-3 have neither.
-RECORD_SCHEMA_VERSION = 4
-SUPPORTED_RECORD_SCHEMA_VERSIONS = (1, 2, 3, 4)
+#   5: startup_split.tracing_s, TensorFlow's own clock of tf.function tracing
+#     over the first execution (kbench.counters.tracing_clock), which splits the
+#     first call's excess into tracing and the rest (compile_s). A version 4
+#     split has none (None).
+RECORD_SCHEMA_VERSION = 5
+SUPPORTED_RECORD_SCHEMA_VERSIONS = (1, 2, 3, 4, 5)
 SCHEMA_FIELD = "kbench_schema"
 
 LATENCY_QUANTILES = ("p50", "p90", "p99")
@@ -113,9 +117,13 @@ class Latencies:
 @dataclasses.dataclass(frozen=True)
 class StartupSplit:
     """Where a benchmark's startup went, as far as TensorFlow lets its parts be told
-    apart: it traces and compiles a step inside the step's first call, and says
-    nothing of either, so tracing plus compilation is estimated as the first
-    execution's excess over a steady one.
+    apart. A step traces and compiles inside its first call, so the first
+    execution's excess over a steady one is tracing plus compilation
+    (``trace_compile_s``). TensorFlow clocks its own tracing (the time
+    ``tf.function`` spends building graphs: kbench.counters.tracing_clock), which
+    splits that excess into ``tracing_s`` and ``compile_s``; it times neither
+    Grappler's optimization nor XLA's compilation, which stay together in
+    ``compile_s``.
 
     Attributes:
         setup_s: from the run's start to its first step's start (Keras's fit
@@ -124,15 +132,22 @@ class StartupSplit:
             compilation, the graph's first run and the input pipeline's first
             batches.
         execution_s: a steady call of the same steps (the calibration's median).
+        tracing_s: TensorFlow's clock of tf.function tracing during the first
+            call (None where that TensorFlow has no such clock, or a record of
+            schema 4).
     """
 
     setup_s: float
     first_execution_s: float
     execution_s: float
+    tracing_s: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("setup_s", "first_execution_s", "execution_s"):
             _validate.check_number(name, getattr(self, name), low=0, error=RecordError,
+                                   where="startup_split")
+        if self.tracing_s is not None:
+            _validate.check_number("tracing_s", self.tracing_s, low=0, error=RecordError,
                                    where="startup_split")
 
     @property
@@ -140,7 +155,15 @@ class StartupSplit:
         """Tracing and compilation, estimated: the first call's excess over a steady one."""
         return max(0.0, self.first_execution_s - self.execution_s)
 
-    def to_dict(self) -> dict[str, float]:
+    @property
+    def compile_s(self) -> float | None:
+        """The first call's excess beyond tracing: Grappler's graph optimization, XLA
+        compilation, the function's instantiation (None without ``tracing_s``)."""
+        if self.tracing_s is None:
+            return None
+        return max(0.0, self.trace_compile_s - self.tracing_s)
+
+    def to_dict(self) -> dict[str, float | None]:
         return dataclasses.asdict(self)
 
     @classmethod

@@ -1,6 +1,8 @@
 """Tests for kbench.counters: finding a step's tf.functions, their trace counts and graph
 sizes, and the Counters record (its checks and its retrace failure)."""
 
+from types import SimpleNamespace
+
 import pytest
 import tensorflow as tf
 
@@ -104,3 +106,23 @@ def test_counters_round_trip_and_bad_documents_name_the_record():
         Counters.from_dict({"traces": {}, "retraces": {}, "colour": 1}, "k")
     with pytest.raises(CountersError, match=r"^k: counters: traces\['f'\] must be"):
         Counters.from_dict({"traces": {"f": "x"}, "retraces": {}}, "k")
+
+
+def test_the_tracing_clock_reads_tensorflows_counter_and_is_none_without_it():
+    class Cell:
+        def value(self):
+            return 2_500_000  # microseconds
+
+    class Counter:
+        def get_cell(self):
+            return Cell()
+
+    assert counters.tracing_clock(SimpleNamespace(_graph_building_time_counter=Counter()))() == 2.5
+    assert counters.tracing_clock(SimpleNamespace()) is None
+    clock = counters.tracing_clock()  # this TensorFlow's, which has it
+    before = clock()
+    square = _square()
+    square(tf.constant(2.0))  # traces
+    traced = clock()
+    square(tf.constant(3.0))  # does not
+    assert traced > before and clock() == traced

@@ -22,7 +22,7 @@ def full_record(**changes) -> BenchmarkRecord:
     fields = dict(samples_per_s=(1000.0, 1100.0, 900.0), batch_size=32,
                   spec=WorkflowSpec(family="cnn", loop="custom", batch_size=32), device="/CPU:0",
                   steps_per_round=20, round_s=(0.64, 0.58, 0.71), startup_s=1.5,
-                  startup_split=StartupSplit(0.3, 1.2, 0.03), warmup_s=0.6,
+                  startup_split=StartupSplit(0.3, 1.2, 0.03, tracing_s=0.4), warmup_s=0.6,
                   step_latency_s=Latencies(0.03, 0.04, 0.05), round_loss=(2.3, 1.7, 1.1),
                   round_noise=(RoundNoise(0.65, 1.2, 0.01), RoundNoise(0.59, 1.1, None),
                                RoundNoise(0.72, 1.0, 0.3)),
@@ -73,7 +73,7 @@ def test_every_stored_file_reads_and_rewrites_to_the_same_record(path):
 def test_the_lockstep_group_round_trips_through_extra_info():
     rec = testing.fake_record("k", [1000.0, 900.0], lockstep="g")
     extra = json.loads(json.dumps(rec.to_extra_info()))
-    assert extra["lockstep"] == "g" and extra[record.SCHEMA_FIELD] == 4
+    assert extra["lockstep"] == "g" and extra[record.SCHEMA_FIELD] == 5
     assert BenchmarkRecord.from_extra_info(extra, key="k").lockstep == "g"
     assert "lockstep" not in testing.fake_record("k", [1000.0]).to_extra_info()
 
@@ -84,7 +84,18 @@ def test_a_version_2_record_has_no_lockstep_group_and_is_rewritten_as_the_curren
     rec = BenchmarkRecord.from_extra_info(v2, key="k")
     assert rec.schema_version == 2 and rec.lockstep is None
     assert rec.samples_per_s == (1000.0, 1100.0, 900.0)
-    assert rec.to_extra_info()[record.SCHEMA_FIELD] == record.RECORD_SCHEMA_VERSION == 4
+    assert rec.to_extra_info()[record.SCHEMA_FIELD] == record.RECORD_SCHEMA_VERSION == 5
+
+
+def test_a_version_4_startup_split_has_no_tracing_and_keeps_tracing_with_compilation():
+    v4 = full_record().to_extra_info()
+    v4[record.SCHEMA_FIELD] = 4
+    del v4["startup_split"]["tracing_s"]
+    split = BenchmarkRecord.from_extra_info(v4, key="k").startup_split
+    assert split == StartupSplit(0.3, 1.2, 0.03) and split.tracing_s is None
+    assert split.compile_s is None and split.trace_compile_s == pytest.approx(1.17)
+    traced = full_record().startup_split
+    assert (traced.tracing_s, traced.compile_s) == (0.4, pytest.approx(0.77))
 
 
 def test_a_version_1_record_keeps_suite_numbers_and_pooling():
@@ -115,7 +126,7 @@ def test_a_version_1_record_keeps_suite_numbers_and_pooling():
     ({"spec": {"family": "mlp"}}, "spec must be a WorkflowSpec or None"),
     ({"step_latency_s": {"p50": 1}}, "step_latency_s must be a Latencies or None"),
     ({"extras": {"x": [1, 2]}}, "extras['x'] must be a str, bool or number, got [1, 2]"),
-    ({"schema_version": 5}, "schema_version must be one of (1, 2, 3, 4), got 5"),
+    ({"schema_version": 6}, "schema_version must be one of (1, 2, 3, 4, 5), got 6"),
     ({"counters": {"traces": {"f": 1}}}, "counters must be a Counters or None"),
     ({"lockstep": 3}, "lockstep must be a non-empty str, got 3"),
     ({"lockstep": ""}, "lockstep must be a non-empty str, got ''"),
@@ -129,7 +140,7 @@ def test_bad_fields_are_refused_naming_the_benchmark_and_the_value(changes, quot
 
 
 @pytest.mark.parametrize("edit, quoted", [
-    (lambda e: e.update(kbench_schema=9), "kbench_schema must be one of (1, 2, 3, 4), got 9"),
+    (lambda e: e.update(kbench_schema=9), "kbench_schema must be one of (1, 2, 3, 4, 5), got 9"),
     (lambda e: e.update(counters={"traces": {"f": 1}, "retraces": {"f": 2}}),
      "'f' retraced 2 times while timed but traced 1 times in all"),
     (lambda e: e.update(counters=[1]), "counters must be an object, got [1]"),
@@ -137,6 +148,8 @@ def test_bad_fields_are_refused_naming_the_benchmark_and_the_value(changes, quot
                                        "execution_s": 1}),
      "startup_split: setup_s must be a finite number >= 0, got -1"),
     (lambda e: e.update(startup_split=[1]), "startup_split must be an object, got [1]"),
+    (lambda e: e["startup_split"].update(tracing_s="x"),
+     "startup_split: tracing_s must be a finite number >= 0, got 'x'"),
     (lambda e: e.update(lockstep=["g"]), "lockstep must be a non-empty str, got ['g']"),
     (lambda e: e.update(colour="red"), "unknown record field(s) ['colour']"),
     (lambda e: e.pop("batch_size"), "the record has no batch_size"),
