@@ -191,6 +191,33 @@ def test_the_counters_section_bolds_counters_that_differ_from_the_baseline(fp):
     assert "## Exact counters" not in single  # no run has counters
 
 
+def test_the_startup_section_and_plot_show_each_runs_parts_bold_beyond_the_gate(fp):
+    traced = StartupSplit(0.1, 0.35, 0.05, tracing_s=0.2)  # 0.1 + 0.2 + 0.1 -> 0.45 s
+    base = make_run(fp, {KEY_A: 1_000, "old": 900},
+                    per_key={KEY_A: {"startup_split": traced},
+                             "old": {"startup_split": StartupSplit(0.1, 0.35, 0.05)}})
+    slow = base.results[KEY_A].replace(
+        startup_s=0.5 * compare.DEFAULT_MAX_STARTUP_FACTOR + 0.01,
+        startup_split=StartupSplit(0.1, 1.5, 0.05, tracing_s=1.2))
+    cand = make_run(fp, {KEY_A: 1_000, "old": 900}, tf_version=CANDIDATE_TF,
+                    when="2026-01-02T00:00:00+00:00",
+                    per_key={KEY_A: {}, "old": {"startup_split": StartupSplit(0.1, 0.35, 0.05)}})
+    cand = dataclasses.replace(cand, results={**cand.results, KEY_A: slow})
+    matrix = compare.compare_runs([base, cand])
+    md = report.render_markdown(matrix)
+    section = md.split("## Startup")[1].split("\n## ")[0]
+    assert f"| {KEY_A} | 0.10 + 0.20 + 0.10 -> 500 ms | **0.10 + 1.20 + 0.25 -> 1.51 s** |" \
+        in section
+    # A split without TensorFlow's tracing clock (schema 4) keeps tracing and compilation together.
+    assert "| old | 0.10 + 0.30 -> 500 ms | 0.10 + 0.30 -> 500 ms |" in section
+    assert_png(report.make_plots(matrix)["startup"])
+    assert tables.startup_parts(traced) == pytest.approx(
+        {"setup": 0.1, "tracing": 0.2, "compile": 0.1})
+    without = compare.compare_runs([make_run(fp, {KEY_A: 1_000})])
+    assert "## Startup" not in report.render_markdown(without)
+    assert "startup" not in report.make_plots(without)
+
+
 def test_ratio_grid_holds_ratios_and_significance(matrix):
     ratios, significant = tables.ratio_grid(matrix)
     assert ratios[:, 0].tolist() == [1.0, 1.0, 1.0]
@@ -272,6 +299,11 @@ def test_github_smaller_json_holds_startups_and_exact_counters(fp):
     assert entries["counted graph nodes"]["value"] == 324 + 748
     assert entries["counted XLA compilations"]["value"] == 2
     assert json.loads(json.dumps(list(entries.values()))) == list(entries.values())
+    traced = make_run(fp, {"counted": 1000.0}, per_key={
+        "counted": {"startup_split": StartupSplit(0.1, 0.35, 0.05, tracing_s=0.2)}})
+    entries = {e["name"]: e["value"] for e in report.github_smaller_json(traced)}
+    assert entries["counted tracing"] == 0.2
+    assert entries["counted compile"] == pytest.approx(0.1)
 
 
 def test_exact_counters_become_tensorboard_scalars(tmp_path, fp):
@@ -284,8 +316,20 @@ def test_exact_counters_become_tensorboard_scalars(tmp_path, fp):
     assert scalars["counters/traces/one_step_on_data"] == [2.0]
     assert scalars["counters/graph_nodes/multi_step_on_iterator"] == [324.0]
     assert scalars["counters/xla_compilations"] == [2.0]
+    assert "startup/tracing_s" not in scalars  # a split without TensorFlow's tracing clock
+    traced = run.results["counted"].replace(startup_split=StartupSplit(0.1, 0.35, 0.05, 0.2))
+    assert report.counter_scalars(traced)["startup/compile_s"] == pytest.approx(0.1)
     assert report.counter_scalars(run.results["counted"].replace(counters=None,
                                                                    startup_split=None)) == {}
+
+
+def test_memory_tensorboard_refuses_what_is_not_a_memory_run(tmp_path, runs):
+    with pytest.raises(report.ReportError, match=r"at least one run, got \[\]"):
+        report.write_memory_tensorboard([], tmp_path)
+    with pytest.raises(report.ReportError, match=r"runs\[0\] must be a kbench.memcheck.MemoryRun"
+                                                 r" with workflows, got Run"):
+        report.write_memory_tensorboard([runs[0]], tmp_path)
+    assert not any(tmp_path.iterdir())
 
 
 def test_github_benchmark_json_refuses_what_is_not_a_run_with_results(fp):

@@ -9,14 +9,17 @@
 - :mod:`~kbench.report.exports`: runs for github-action-benchmark
   (:func:`github_benchmark_json`; startups and exact counters,
   :func:`github_smaller_json`; ``kbench memory``'s peaks and slopes,
-  :func:`memory_github_json`) and TensorBoard (:func:`write_tensorboard`).
+  :func:`memory_github_json`) and TensorBoard (:func:`write_tensorboard`;
+  ``kbench memory`` runs, :func:`write_memory_tensorboard`).
 """
 
 from kbench.report.document import (DEFAULT_TITLE, REPORT_DIR, THROUGHPUT_UNIT, Section, Text,
                                     make_plots, render_html, render_markdown, report_sections,
                                     write_report)
 from kbench.report.exports import (counter_scalars, github_benchmark_json, github_smaller_json,
-                                   memory_github_json, tensorboard_hparams, write_tensorboard)
+                                   memory_github_json, memory_scalars, memory_values,
+                                   tensorboard_hparams, write_memory_tensorboard,
+                                   write_tensorboard)
 from kbench.report.summary import (A_A_PREFIX, COMPUTE_ONLY, DIAGNOSTICS,
                                    HARNESS_OVERHEAD_TARGET, INPUT_BOUND, INPUT_ONLY,
                                    Diagnostic,
@@ -28,7 +31,8 @@ __all__ = [
     "A_A_PREFIX", "COMPUTE_ONLY", "DEFAULT_TITLE", "DIAGNOSTICS", "HARNESS_OVERHEAD_TARGET",
     "INPUT_BOUND", "INPUT_ONLY", "REPORT_DIR", "bounding_resource", "overlap_gain_ci",
     "THROUGHPUT_UNIT", "Diagnostic", "ReportError", "Section", "Text", "counter_scalars",
-    "github_benchmark_json", "github_smaller_json", "memory_github_json",
+    "github_benchmark_json", "github_smaller_json", "memory_github_json", "memory_scalars",
+    "memory_values", "write_memory_tensorboard",
     "make_plots", "overlap_gain", "render_html", "render_markdown", "report_sections",
     "summary_lines", "tensorboard_hparams", "write_report", "write_tensorboard",
 ]

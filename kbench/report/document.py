@@ -15,11 +15,12 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from kbench import _files, _format, stats
+from kbench import _files, _format, compare, stats
 from kbench import fingerprint as kfingerprint
 from kbench.record import LATENCY_QUANTILES
 from kbench.report import plots as figures
-from kbench.report.tables import ReportError, check_matrix, has_comparisons, latency_rows
+from kbench.report.tables import (ReportError, check_matrix, has_comparisons, latency_rows,
+                                  startup_parts, startup_rows)
 
 
 DEFAULT_TITLE = "kbench report"
@@ -129,6 +130,41 @@ def _latency_section(matrix) -> Section:
                    rows, plot="latency")
 
 
+def _startup_text(matrix, key: str, i: int) -> Text:
+    record = matrix.runs[i].results[key]
+    if record.startup_s is None:
+        return Text("n/a")
+    total = _format.seconds(record.startup_s)
+    if record.startup_split is not None:
+        parts = startup_parts(record.startup_split)
+        total = " + ".join(f"{value:.2f}" for value in parts.values()) + f" -> {total}"
+    base = matrix.runs[matrix.baseline].results[key].startup_s
+    slower = (i != matrix.baseline and base is not None
+              and record.startup_s > compare.DEFAULT_MAX_STARTUP_FACTOR * base)
+    return Text(total, "differs" if slower else "")
+
+
+def _startup_section(matrix) -> Section | None:
+    """Each benchmark's startup and its parts per run (None: no run has a split)."""
+    if not startup_rows(matrix):
+        return None
+    keys = [key for key in matrix.keys
+            if any(run.results[key].startup_s is not None for run in matrix.runs)]
+    runs = range(len(matrix.runs))
+    rows = tuple((Text(key), *(_startup_text(matrix, key, i) for i in runs)) for key in keys)
+    return Section("Startup (s: setup + tracing + compilation and first run -> from the run's "
+                   "start to its first step's end; lower is better)",
+                   ("benchmark", *(_run_header(matrix, i, short=True) for i in runs)), rows,
+                   ("Tracing is TensorFlow's own clock of tf.function's graph building; "
+                    "compilation is the rest of the first step's excess over a steady one "
+                    "(Grappler, XLA, the first run), which TensorFlow does not clock apart. A "
+                    "record without TensorFlow's clock shows tracing and compilation as one "
+                    "part. Bold: a startup beyond the startup gate's "
+                    f"{compare.DEFAULT_MAX_STARTUP_FACTOR:g}x of the baseline run's "
+                    "(kbench gate --max-startup-factor).",),
+                   plot="startup")
+
+
 def _counters_section(matrix) -> Section | None:
     """The exact counters per benchmark and run, bold where they differ from the
     baseline run's (None: no run has any)."""
@@ -200,9 +236,9 @@ def report_sections(matrix) -> list[Section]:
         sections.append(_ratio_section(matrix))
     if latency_rows(matrix):
         sections.append(_latency_section(matrix))
-    counted = _counters_section(matrix)
-    if counted is not None:
-        sections.append(counted)
+    for section in (_startup_section(matrix), _counters_section(matrix)):
+        if section is not None:
+            sections.append(section)
     sections.append(_fingerprint_section(matrix))
     return sections
 

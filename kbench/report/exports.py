@@ -67,11 +67,17 @@ def github_smaller_json(run) -> list[dict]:
         if result.startup_s is not None:
             entries.append({"name": f"{key} startup", "unit": "s", "value": result.startup_s,
                             "extra": "tracing, compilation and the first step\n" + extra})
-        if result.startup_split is not None:
+        split = result.startup_split
+        if split is not None:
             entries.append({"name": f"{key} trace+compile", "unit": "s",
-                            "value": result.startup_split.trace_compile_s,
+                            "value": split.trace_compile_s,
                             "extra": "the first execution's excess over a steady one\n"
                                      + extra})
+        if split is not None and split.tracing_s is not None:
+            entries += [{"name": f"{key} tracing", "unit": "s", "value": split.tracing_s,
+                         "extra": "TensorFlow's clock of tf.function tracing\n" + extra},
+                        {"name": f"{key} compile", "unit": "s", "value": split.compile_s,
+                         "extra": "trace+compile without the tracing\n" + extra}]
         found = result.counters
         if found is None:
             continue
@@ -85,25 +91,38 @@ def github_smaller_json(run) -> list[dict]:
     return entries
 
 
+def memory_values(workflow) -> dict[str, float]:
+    """A ``kbench memory`` workflow's (kbench.memcheck.WorkflowMemory) numbers in bytes, by
+    name: its fresh-process peak RSS, what its training added at that peak, its GPU
+    peak where it has one, and the RSS slope per call without and with clear_session."""
+    peak = workflow.peak
+    values = {"peak RSS": peak.peak_bytes, "training's peak": peak.run_bytes,
+              "GPU peak": peak.device_peak_bytes}
+    for process in workflow.processes:
+        session = "with" if process.clear_session else "without"
+        values[f"RSS per call {session} clear_session"] = process.leak.bytes_per_call
+    return {name: value for name, value in values.items() if value is not None}
+
+
 def memory_github_json(run) -> list[dict]:
     """github-action-benchmark ``customSmallerIsBetter`` entries of a ``kbench memory``
-    run (kbench.memcheck.MemoryRun): per workflow, its fresh-process peak RSS, what its
-    training added at that peak, its GPU peak where it has one, and the RSS slope per
-    call without and with clear_session (MB)."""
-    entries = []
-    for workflow in run.workflows:
-        extra = f"TensorFlow {run.tf_version}, {run.datetime}"
-        peak = workflow.peak
-        values = {"peak RSS": peak.peak_bytes, "training's peak": peak.run_bytes,
-                  "GPU peak": peak.device_peak_bytes}
-        for process in workflow.processes:
+    run (kbench.memcheck.MemoryRun): per workflow, :func:`memory_values` in MB."""
+    extra = f"TensorFlow {run.tf_version}, {run.datetime}"
+    return [{"name": f"{workflow.workflow} {name}", "unit": "MB",
+             "value": round(value / 1e6, 3), "extra": extra}
+            for workflow in run.workflows for name, value in memory_values(workflow).items()]
+
+
+def memory_scalars(workflow) -> dict[str, float]:
+    """:func:`memory_values` as TensorBoard scalar tags in MB (``memory/peak_RSS_mb``...),
+    and the models each process left alive (``memory/alive/...``)."""
+    tags = {f"memory/{_UNSAFE_PATH_CHARS.sub('_', name)}_mb": value / 1e6
+            for name, value in memory_values(workflow).items()}
+    for process in workflow.processes:
+        if process.leak.alive is not None:
             session = "with" if process.clear_session else "without"
-            values[f"RSS per call {session} clear_session"] = process.leak.bytes_per_call
-        for name, value in values.items():
-            if value is not None:
-                entries.append({"name": f"{workflow.workflow} {name}", "unit": "MB",
-                                "value": round(value / 1e6, 3), "extra": extra})
-    return entries
+            tags[f"memory/alive/{session}_clear_session"] = process.leak.alive
+    return tags
 
 
 def counter_scalars(result) -> dict[str, float]:
@@ -115,6 +134,9 @@ def counter_scalars(result) -> dict[str, float]:
         tags.update({"startup/setup_s": split.setup_s,
                      "startup/first_execution_s": split.first_execution_s,
                      "startup/trace_compile_s": split.trace_compile_s})
+        if split.tracing_s is not None:
+            tags.update({"startup/tracing_s": split.tracing_s,
+                         "startup/compile_s": split.compile_s})
     found = result.counters
     if found is None:
         return tags
@@ -173,6 +195,17 @@ def _write_trial(tf, hp, path: Path, run, result) -> None:
     writer.close()
 
 
+def _new_run_dirs(log_dir, labels: Sequence[str]) -> list[Path]:
+    """One run folder per label under ``log_dir``, none of which may exist yet."""
+    root = output_dir(log_dir)
+    run_dirs = [root / name for name in _unique_dir_names(labels)]
+    taken = [str(d) for d in run_dirs if d.exists()]
+    if taken:
+        raise ReportError(f"TensorBoard run folder(s) already exist: {taken}; TensorBoard "
+                          "would merge old and new events; pick an empty log_dir")
+    return run_dirs
+
+
 def write_tensorboard(runs: Sequence, log_dir) -> list[Path]:
     """TensorBoard event files: one folder per run, in it one trial per benchmark.
 
@@ -191,12 +224,7 @@ def write_tensorboard(runs: Sequence, log_dir) -> list[Path]:
         raise ReportError(f"write_tensorboard needs at least one run, got {runs!r}")
     for i, run in enumerate(runs):
         _check_run(run, f"runs[{i}]")
-    root = output_dir(log_dir)
-    run_dirs = [root / name for name in _unique_dir_names(run.label for run in runs)]
-    taken = [str(d) for d in run_dirs if d.exists()]
-    if taken:
-        raise ReportError(f"TensorBoard run folder(s) already exist: {taken}; TensorBoard "
-                          "would merge old and new events; pick an empty log_dir")
+    run_dirs = _new_run_dirs(log_dir, [run.label for run in runs])
     import tensorflow as tf  # only here: reports do not otherwise need TensorFlow
     from tensorboard.plugins.hparams import api as hp
 
@@ -204,4 +232,51 @@ def write_tensorboard(runs: Sequence, log_dir) -> list[Path]:
         names = _unique_dir_names(run.results)
         for name, result in zip(names, run.results.values()):
             _write_trial(tf, hp, run_dir / name, run, result)
+    return run_dirs
+
+
+def write_memory_tensorboard(runs: Sequence, log_dir) -> list[Path]:
+    """TensorBoard event files of ``kbench memory`` runs (kbench.memcheck.MemoryRun): one
+    folder per run (``memory tf<version> <machine> <time>``), in it one trial per
+    workflow with hparams (tf_version, machine, workflow, run) and
+    :func:`memory_scalars` at step 0, and each process's RSS after each of its
+    leak check's calls (``memory/rss_mb/<without|with>_clear_session``, step =
+    call), so a leak shows as a rising line.
+
+    Returns:
+        The run folders, in the order of ``runs``.
+    """
+    from kbench import memcheck
+
+    runs = list(runs)
+    if not runs:
+        raise ReportError(f"write_memory_tensorboard needs at least one run, got {runs!r}")
+    for i, run in enumerate(runs):
+        if not isinstance(run, memcheck.MemoryRun) or not run.workflows:
+            raise ReportError(f"runs[{i}] must be a kbench.memcheck.MemoryRun with workflows, "
+                              f"got {type(run).__name__}: {run!r:.80}")
+    labels = [f"memory tf{run.tf_version} {run.fingerprint.get('machine_key')} "
+              f"{run.datetime[:19]}" for run in runs]
+    run_dirs = _new_run_dirs(log_dir, labels)
+    import tensorflow as tf  # only here: reports do not otherwise need TensorFlow
+    from tensorboard.plugins.hparams import api as hp
+
+    for run, run_dir in zip(runs, run_dirs):
+        names = _unique_dir_names(w.workflow for w in run.workflows)
+        for name, workflow in zip(names, run.workflows):
+            writer = tf.summary.create_file_writer(str(run_dir / name))
+            with writer.as_default():
+                hparams = {"tf_version": run.tf_version,
+                           "machine": run.fingerprint.get("machine_key"),
+                           "workflow": workflow.workflow, "run": run.datetime}
+                hp.hparams({k: v for k, v in hparams.items() if v is not None},
+                           trial_id=f"{run_dir.name}/{name}")
+                for tag, value in memory_scalars(workflow).items():
+                    tf.summary.scalar(tag, value, step=0)
+                for process in workflow.processes:
+                    session = "with" if process.clear_session else "without"
+                    for call, rss in enumerate(process.leak.rss):
+                        tf.summary.scalar(f"memory/rss_mb/{session}_clear_session", rss / 1e6,
+                                          step=call)
+            writer.close()
     return run_dirs

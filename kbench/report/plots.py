@@ -18,7 +18,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from kbench.record import LATENCY_QUANTILES
-from kbench.report.tables import has_comparisons, latency_rows, ratio_grid, run_label
+from kbench.report.tables import (has_comparisons, latency_rows, ratio_grid, run_label,
+                                  startup_parts, startup_rows)
 
 # Resolution of the PNGs. 100 dpi keeps a 50-benchmark figure around 1-2 MB
 # of pixels yet readable at the 8-point labels below when the page is zoomed.
@@ -151,11 +152,41 @@ def latency_figure(matrix) -> Figure | None:
     return fig
 
 
+# The startup plot's colour for each part (kbench.report.tables.startup_parts).
+STARTUP_COLOURS = {"setup": "#bbbbbb", "tracing": PALETTE(1), "compile": PALETTE(3),
+                   "trace+compile": PALETTE(4)}
+
+
+def startup_figure(matrix) -> Figure | None:
+    """Each benchmark's startup per run as one stacked bar of its parts (setup, tracing,
+    compilation), the run's index at the bar's end."""
+    rows = startup_rows(matrix)
+    if not rows:
+        return None
+    n_runs = len(matrix.runs)
+    fig, ax = _figure(len(matrix.keys) * n_runs, ROW_IN)
+    offsets, labelled = _slot_offsets(n_runs), set()
+    for k, i, split in rows:
+        y, left = k + offsets[i], 0.0
+        for part, seconds in startup_parts(split).items():
+            ax.barh(y, seconds, left=left, height=GROUP_FILL / n_runs,
+                    color=STARTUP_COLOURS[part], label=None if part in labelled else part)
+            labelled.add(part)
+            left += seconds
+        ax.text(left, y, f" {i}", va="center", fontsize=FONT_SIZE - 1)
+    _key_axis(ax, matrix.keys)
+    ax.set_xlabel("startup, s (setup, then tracing and compilation; the number is the run)",
+                  fontsize=FONT_SIZE)
+    _legend(ax)
+    return fig
+
+
 # Plot name -> figure builder; a builder returns None when the matrix has no data for it.
 PLOTS: dict[str, Callable] = {
     "throughput": throughput_figure,
     "ratios": ratio_figure,
     "latency": latency_figure,
+    "startup": startup_figure,
 }
 
 

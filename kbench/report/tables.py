@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from kbench import compare
-from kbench.record import Latencies
+from kbench.record import Latencies, StartupSplit
 
 
 class ReportError(ValueError):
@@ -53,3 +53,22 @@ def latency_rows(matrix) -> list[tuple[int, int, Latencies]]:
             if latencies is not None:
                 rows.append((k, i, latencies))
     return rows
+
+
+def startup_rows(matrix) -> list[tuple[int, int, StartupSplit]]:
+    """(key index, run index, startup split) for every cell whose record has one."""
+    rows = []
+    for k, key in enumerate(matrix.keys):
+        for i, run in enumerate(matrix.runs):
+            split = run.results[key].startup_split
+            if split is not None:
+                rows.append((k, i, split))
+    return rows
+
+
+def startup_parts(split: StartupSplit) -> dict[str, float]:
+    """The startup's parts in seconds, in the order they happen: setup, then tracing and
+    compilation apart where TensorFlow clocked the tracing, together where not."""
+    if split.tracing_s is None:
+        return {"setup": split.setup_s, "trace+compile": split.trace_compile_s}
+    return {"setup": split.setup_s, "tracing": split.tracing_s, "compile": split.compile_s}
