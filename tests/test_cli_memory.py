@@ -59,6 +59,24 @@ def test_memory_writes_peaks_and_slopes_for_github_action_benchmark(fake_checks,
     assert f"{name} GPU peak" not in entries  # a CPU run
 
 
+def test_memory_writes_tensorboard_scalars_of_the_run(fake_checks, tmp_path):
+    from test_report import read_trial
+
+    name = "mlp-sequential-fit-function-fp32"
+    result = invoke("memory", "-w", name, "--out", tmp_path / "runs",
+                    "--tensorboard", tmp_path / "tb")
+    assert result.exit_code == 0, result.output
+    (run_dir,) = (tmp_path / "tb").iterdir()
+    assert f"tensorboard: {run_dir}" in " ".join(result.stdout.split())
+    hparams, scalars = read_trial(run_dir / name)
+    assert hparams["workflow"] == name
+    assert scalars["memory/peak_RSS_mb"] == [900.0]
+    assert scalars["memory/RSS_per_call_without_clear_session_mb"] == [1.0]
+    assert scalars["memory/alive/without_clear_session"] == [0.0]
+    rss = scalars["memory/rss_mb/without_clear_session"]  # one point per call
+    assert len(rss) == len(process(900).leak.rss) and rss == sorted(rss)
+
+
 def test_memory_fails_a_leak_naming_the_workflow(fake_checks, tmp_path):
     fake_checks["alive"] = 2
     result = invoke("memory", "-w", "mlp-sequential-fit-function-fp32", "--out", tmp_path)
@@ -95,6 +113,9 @@ def test_memory_refuses_an_out_that_is_a_file(fake_checks, tmp_path):
     file = tmp_path / "f"
     file.write_text("")
     assert_bad_input(invoke("memory", "--out", file), "--out must be a folder", str(file))
+    assert_bad_input(invoke("memory", "--out", tmp_path, "--tensorboard", file),
+                     "--tensorboard must be a folder", str(file))
+    assert fake_checks["calls"] == []
 
 
 def test_a_stored_run_of_another_time_is_kept(fake_checks, tmp_path):

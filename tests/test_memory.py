@@ -3,9 +3,10 @@ outlive their calls; noisy: the RSS slope per call)."""
 
 from __future__ import annotations
 
+import gc
 import itertools
-import types
 import os
+import types
 
 import pytest
 
@@ -42,6 +43,24 @@ def test_a_slope_beyond_the_limit_fails_saying_how_much():
     assert result.leaks
     assert result.failure("w") == ("w leaks 30.00 MB per call (with clear_session, over calls "
                                    "2-5; the limit is 10.00 MB, LEAK_MAX_BYTES_PER_CALL)")
+
+
+def test_the_check_freezes_what_was_alive_before_it_and_leaves_nothing_frozen():
+    seen = []
+    memory.leak_check(lambda: seen.append(gc.get_freeze_count()), calls=3, warmup_calls=0,
+                      rss=fake_rss(itertools.count()))
+    assert min(seen) > 0 and gc.get_freeze_count() == 0
+    with pytest.raises(RuntimeError, match="boom"):
+        memory.leak_check(lambda: (_ for _ in ()).throw(RuntimeError("boom")), calls=3,
+                          warmup_calls=0, rss=fake_rss(itertools.count()))
+    assert gc.get_freeze_count() == 0
+    gc.freeze()  # a caller's own freeze stays (objects freed by refcount leave it)
+    try:
+        frozen = gc.get_freeze_count()
+        memory.leak_check(lambda: None, calls=3, warmup_calls=0, rss=fake_rss(itertools.count()))
+        assert gc.get_freeze_count() > frozen / 2
+    finally:
+        gc.unfreeze()
 
 
 @pytest.mark.parametrize("kwargs, quoted", [
@@ -85,11 +104,11 @@ def test_training_fresh_models_in_a_loop_keeps_none_of_them_alive(loop, clear_se
 def test_a_loop_that_keeps_every_model_fails_the_leak_check_exactly(small):
     spec = WorkflowSpec(epochs=1, batch_size=32)
     kept = []
-    result = memory.leak_check(_fresh_fit(spec, small, kept), calls=5, warmup_calls=1,
+    result = memory.leak_check(_fresh_fit(spec, small, kept), calls=4, warmup_calls=1,
                                clear_session=True)
-    assert result.alive == 5 and result.leaks
+    assert result.alive == 4 and result.leaks
     assert result.failure("the leaking loop") == (
-        "the leaking loop leaks: 5 of the 5 models its calls built are still alive after "
+        "the leaking loop leaks: 4 of the 4 models its calls built are still alive after "
         "the last call (with clear_session); something holds them")
 
 

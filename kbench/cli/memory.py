@@ -80,6 +80,9 @@ def memory_command(
     github_json: Annotated[Optional[Path], typer.Option(
         help="also write the peaks and slopes for github-action-benchmark "
              "(tool: customSmallerIsBetter, MB)")] = None,
+    tensorboard: Annotated[Optional[Path], typer.Option(
+        help="also write the peaks, slopes and each call's RSS as TensorBoard scalars "
+             "under this log dir (a new folder for the run)")] = None,
 ) -> None:
     """Measure each workflow's peak memory and check it for leaks, each in two fresh
     processes (without and with clear_session); with --baseline, gate against a stored run.
@@ -92,8 +95,9 @@ def memory_command(
     with bad_input(memcheck.MemoryCheckError):
         settings = memcheck.Settings(dataset.value, examples, calls, warmup_calls)
         before = memcheck.read_run(baseline) if baseline is not None else None
-    if out.exists() and not out.is_dir():
-        raise CliError(f"--out must be a folder, got the file {str(out)!r}")
+    for option, folder in (("--out", out), ("--tensorboard", tensorboard)):
+        if folder is not None and folder.exists() and not folder.is_dir():
+            raise CliError(f"{option} must be a folder, got the file {str(folder)!r}")
     import_tensorflow(ctx)
     from kbench import fingerprint
 
@@ -116,6 +120,12 @@ def memory_command(
             github_json.write_text(json.dumps(memory_github_json(run), indent=2) + "\n",
                                    encoding="utf-8")
         say(shell, f"wrote {github_json}")
+    if tensorboard is not None:
+        from kbench.report import ReportError, write_memory_tensorboard
+
+        with bad_input(ReportError, OSError):
+            (log_dir,) = write_memory_tensorboard([run], tensorboard)
+        say(shell, f"tensorboard: {log_dir}")
     failures = ([f for v in verdicts for f in v.failures] if verdicts is not None else
                 [f for w in checked for f in w.leak_failures()])
     for failure in failures:
