@@ -98,7 +98,26 @@ def test_memory_gates_the_peak_against_a_baseline_run(fake_checks, tmp_path):
     assert "+12.5%" in passed.stdout and f"PASS against {baseline}" in passed.stdout
 
 
+def test_memory_gates_a_stored_candidate_without_measuring(fake_checks, tmp_path):
+    """Two stored runs (e.g. of two TensorFlow versions) gated against each other."""
+    name = "mlp-sequential-fit-function-fp32"
+    baseline = memcheck.write_run(memory_run({name: 800}), tmp_path / "base")
+    candidate = memcheck.write_run(memory_run({name: 900}), tmp_path / "cand")
+    result = invoke("memory", "--baseline", baseline, "--candidate", candidate,
+                    "--github-json", tmp_path / "m.json", "--out", tmp_path / "unused")
+    assert result.exit_code == 1, result.output
+    assert "its peak RSS grew +12.5%, from 800 MB to 900 MB" in result.stderr
+    assert f"memory run {candidate}: TensorFlow 2.21.0" in " ".join(result.stdout.split())
+    assert fake_checks["calls"] == [] and not (tmp_path / "unused").exists()
+    assert json.loads((tmp_path / "m.json").read_text())[0]["value"] == 900.0
+    alone = invoke("memory", "--candidate", candidate)  # shown, and its leaks checked
+    assert alone.exit_code == 0 and alone.stdout.rstrip().endswith("PASS"), alone.output
+
+
 @pytest.mark.parametrize("args, fragments", [
+    (["--candidate", "/no/such/memory.json"], ["/no/such/memory.json", "cannot read it"]),
+    (["--candidate", "/no/such/memory.json", "-w", "mlp-sequential-fit-function-fp32"],
+     ["-w/--workflow picks workflows to measure", "got both"]),
     (["-w", "no-such-workflow"], ["no-such-workflow"]),
     (["--calls", "3", "--warmup-calls", "2"], ["at least 3 calls past the warm-up, got calls=3"]),
     (["--max-growth", "lots"], ["--max-growth", "lots"]),

@@ -83,11 +83,18 @@ def memory_command(
     tensorboard: Annotated[Optional[Path], typer.Option(
         help="also write the peaks, slopes and each call's RSS as TensorBoard scalars "
              "under this log dir (a new folder for the run)")] = None,
+    candidate: Annotated[Optional[Path], typer.Option(
+        help="a stored memory run to show, gate (with --baseline) and export instead of "
+             "measuring a new one, e.g. one of another TensorFlow version")] = None,
 ) -> None:
     """Measure each workflow's peak memory and check it for leaks, each in two fresh
     processes (without and with clear_session); with --baseline, gate against a stored run.
     Exit 1 on a leak (always) or a peak grown beyond --max-growth."""
     growth_limit = parse_fraction(max_growth, "--max-growth", allow_zero=True)
+    if candidate is not None and workflow:
+        raise CliError(f"-w/--workflow picks workflows to measure, and --candidate reads a "
+                       f"stored run instead; got both: -w {workflow!r}, --candidate "
+                       f"{str(candidate)!r}")
     names = list(workflow or memcheck.DEFAULT_WORKFLOWS)
     with bad_input(workflows.WorkflowError):
         for name in names:
@@ -95,24 +102,20 @@ def memory_command(
     with bad_input(memcheck.MemoryCheckError):
         settings = memcheck.Settings(dataset.value, examples, calls, warmup_calls)
         before = memcheck.read_run(baseline) if baseline is not None else None
+        stored = memcheck.read_run(candidate) if candidate is not None else None
     for option, folder in (("--out", out), ("--tensorboard", tensorboard)):
         if folder is not None and folder.exists() and not folder.is_dir():
             raise CliError(f"{option} must be a folder, got the file {str(folder)!r}")
-    import_tensorflow(ctx)
-    from kbench import fingerprint
-
     shell = console()
-    say(shell, f"memory check: {len(names)} workflow(s), 2 fresh processes each, "
-               f"{settings.examples} {settings.dataset} examples a call, 1 + {settings.calls} "
-               f"calls ({settings.warmup_calls} left out of the slope)")
+    if stored is None:
+        run = _measure(ctx, shell, names, settings, out)
+    else:
+        run = stored
+        say(shell, f"memory run {candidate}: TensorFlow {run.tf_version}, {run.datetime}")
     with bad_input(memcheck.MemoryCheckError):
-        checked = memcheck.check_workflows(
-            names, settings, on_process=lambda name, process: say(shell, _process_line(name, process)))
-        run = memcheck.new_run(checked, settings, fingerprint.fingerprint())
-        path = memcheck.write_run(run, out)
         verdicts = memcheck.gate(before, run, growth_limit) if before is not None else None
+    checked = run.workflows
     shell.print(_table(checked, verdicts))
-    say(shell, f"stored: {path}")
     if github_json is not None:
         from kbench.report import memory_github_json
 
@@ -133,3 +136,21 @@ def memory_command(
     if failures:
         raise typer.Exit(EXIT_REGRESSION)
     say(shell, "PASS" + (f" against {baseline}" if baseline is not None else ""))
+
+
+def _measure(ctx: typer.Context, shell, names: list[str], settings: memcheck.Settings,
+             out: Path) -> memcheck.MemoryRun:
+    """A new memory run of ``names``, each process's line said as it ends; stored in ``out``."""
+    import_tensorflow(ctx)
+    from kbench import fingerprint
+
+    say(shell, f"memory check: {len(names)} workflow(s), 2 fresh processes each, "
+               f"{settings.examples} {settings.dataset} examples a call, 1 + {settings.calls} "
+               f"calls ({settings.warmup_calls} left out of the slope)")
+    with bad_input(memcheck.MemoryCheckError):
+        checked = memcheck.check_workflows(
+            names, settings, on_process=lambda name, process: say(shell, _process_line(name, process)))
+        run = memcheck.new_run(checked, settings, fingerprint.fingerprint())
+        path = memcheck.write_run(run, out)
+    say(shell, f"stored: {path}")
+    return run
