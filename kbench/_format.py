@@ -77,3 +77,15 @@ def counters(found) -> str:
         return "n/a"
     text = f"{sum(found.traces.values())} traces, {sum(found.graph_nodes.values())} nodes"
     return text if found.xla_compilations is None else f"{text}, {found.xla_compilations} XLA"
+
+
+def startup(startup_s: float | None, split=None) -> str:
+    """A startup and its parts (kbench.record.StartupSplit.parts) in seconds:
+    ``"0.10 + 0.20 + 0.15 -> 450 ms"``; the total alone without a split; ``"n/a"``
+    without a startup."""
+    if startup_s is None:
+        return "n/a"
+    if split is None:
+        return seconds(startup_s)
+    return " + ".join(f"{value:.2f}" for value in split.parts().values()) + \
+        f" -> {seconds(startup_s)}"

@@ -163,6 +163,13 @@ class StartupSplit:
             return None
         return max(0.0, self.trace_compile_s - self.tracing_s)
 
+    def parts(self) -> dict[str, float]:
+        """The startup's parts in seconds, in the order they happen: setup, then tracing
+        and compilation apart where TensorFlow clocked the tracing, together where not."""
+        if self.tracing_s is None:
+            return {"setup": self.setup_s, "trace+compile": self.trace_compile_s}
+        return {"setup": self.setup_s, "tracing": self.tracing_s, "compile": self.compile_s}
+
     def to_dict(self) -> dict[str, float | None]:
         return dataclasses.asdict(self)
 

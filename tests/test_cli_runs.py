@@ -296,3 +296,26 @@ def test_compare_shows_the_exact_counters_that_changed_and_says_when_none_did(tm
     same = invoke("compare", paths[0], paths[2])
     assert ("exact counters (traces, graph nodes, XLA compilations): the same in every run, "
             "1 benchmark(s)") in " ".join(same.stdout.split())
+
+
+def test_compare_shows_the_startups_grown_beyond_the_gates_factor_with_their_parts(tmp_path):
+    from kbench.record import StartupSplit
+
+    paths = []
+    for i, (startup, split) in enumerate(((0.5, StartupSplit(0.1, 0.35, 0.05, 0.2)),
+                                          (2.0, StartupSplit(0.1, 1.85, 0.05, 1.5)),
+                                          (0.6, None))):
+        run = testing.fake_run({"k": testing.draw_samples(1000, 5, seed=i)}, startup_s=startup,
+                               datetime=f"2026-01-0{i + 1}T00:00:00+00:00",
+                               per_key={"k": {"startup_split": split}})
+        paths.append(tmp_path / f"r{i}.json")
+        paths[-1].write_text(json.dumps(testing.run_document(run)))
+    grown = invoke("compare", paths[0], paths[1])
+    assert grown.exit_code == 0, grown.output
+    table = grown.stdout.split("startups grown beyond 3x of #0's")[1]
+    [row] = [line for line in table.splitlines() if "│ k " in line]
+    assert "0.10 + 0.20 + 0.10 -> 500 ms" in row and "0.10 + 1.50 + 0.30 -> 2.00 s" in row
+    assert "4.00x" in row
+    within = invoke("compare", paths[0], paths[2])
+    assert ("startups: within 3x of #0's in every run, 1 benchmark(s) (the largest, k in #1: "
+            "1.20x)") in " ".join(within.stdout.split())

@@ -211,7 +211,7 @@ def test_the_startup_section_and_plot_show_each_runs_parts_bold_beyond_the_gate(
     # A split without TensorFlow's tracing clock (schema 4) keeps tracing and compilation together.
     assert "| old | 0.10 + 0.30 -> 500 ms | 0.10 + 0.30 -> 500 ms |" in section
     assert_png(report.make_plots(matrix)["startup"])
-    assert tables.startup_parts(traced) == pytest.approx(
+    assert traced.parts() == pytest.approx(
         {"setup": 0.1, "tracing": 0.2, "compile": 0.1})
     without = compare.compare_runs([make_run(fp, {KEY_A: 1_000})])
     assert "## Startup" not in report.render_markdown(without)

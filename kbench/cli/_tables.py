@@ -139,12 +139,42 @@ def print_counters(console: Console, matrix: compare.Matrix) -> None:
     console.print(table)
 
 
+def print_startups(console: Console, matrix: compare.Matrix,
+                   factor: float = compare.DEFAULT_MAX_STARTUP_FACTOR) -> None:
+    """The benchmarks whose startup grew beyond ``factor`` times the baseline run's (the
+    startup gate's default), with their parts; or one line with the largest factor."""
+    base = matrix.baseline
+    factors = {(key, i): grown for key in matrix.keys for i in range(len(matrix.runs))
+               if i != base and (grown := matrix.startup_factor(key, i)) is not None}
+    if not factors:
+        return
+    grown = [(key, i) for (key, i), f in factors.items() if f > factor]
+    if not grown:
+        (key, i), largest = max(factors.items(), key=lambda item: item[1])
+        say(console, f"startups: within {factor:g}x of #{base}'s in every run, "
+                     f"{len({k for k, _ in factors})} benchmark(s) (the largest, {key} in #{i}: "
+                     f"{largest:.2f}x)")
+        return
+    table = Table(title=f"startups grown beyond {factor:g}x of #{base}'s (s: setup + tracing "
+                        "+ compilation -> total)", title_justify="left")
+    for column in ("benchmark", f"#{base}", "run", "startup", "factor"):
+        table.add_column(column, no_wrap=column == "benchmark",
+                         justify="left" if column == "benchmark" else "right")
+    for key, i in grown:
+        before, after = matrix.runs[base].results[key], matrix.runs[i].results[key]
+        table.add_row(Text(key), _format.startup(before.startup_s, before.startup_split),
+                      f"#{i}", Text(_format.startup(after.startup_s, after.startup_split),
+                                    style="bold"), f"{factors[(key, i)]:.2f}x")
+    console.print(table)
+
+
 def print_matrix(console: Console, matrix: compare.Matrix) -> None:
     """The run legend, the fingerprint differences, the table, the exact counters that
-    differ, then the warnings (stderr)."""
+    differ, the startups grown beyond the gate's default, then the warnings (stderr)."""
     _print_runs(console, matrix)
     console.print(matrix_table(matrix))
     print_counters(console, matrix)
+    print_startups(console, matrix)
     for warning in matrix.warnings:
         warn(warning)
 

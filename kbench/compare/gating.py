@@ -8,7 +8,8 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from kbench import _format, _validate, stats
-from kbench.compare.matrix import ComparisonError, Matrix, check_alpha, compare_runs
+from kbench.compare.matrix import (ComparisonError, Matrix, check_alpha, compare_runs,
+                                   startup_factor)
 from kbench.compare.policy import Policy, check_slowdown
 from kbench.results import Run
 
@@ -184,10 +185,8 @@ def _startup_failures(baseline: Run, candidate: Run, keys, factor: float | None
         return ()
     failures = []
     for key in keys:
-        base = baseline.results.get(key)
-        cand = candidate.results.get(key)
-        if base is None or cand is None or not base.startup_s or cand.startup_s is None:
-            continue
-        if cand.startup_s > factor * base.startup_s:
+        base, cand = baseline.results.get(key), candidate.results.get(key)
+        grown = startup_factor(base, cand)
+        if grown is not None and grown > factor:
             failures.append(StartupFailure(key, base.startup_s, cand.startup_s, float(factor)))
     return tuple(failures)

@@ -116,6 +116,11 @@ class Matrix:
         object.__setattr__(self, "fingerprint_diffs",
                            tuple(MappingProxyType(dict(d)) for d in self.fingerprint_diffs))
 
+    def startup_factor(self, key: str, run_index: int) -> float | None:
+        """``key``'s startup in that run over the baseline run's (:func:`startup_factor`)."""
+        return startup_factor(self.runs[self.baseline].results.get(key),
+                              self.runs[run_index].results.get(key))
+
     def counters(self, key: str, run_index: int):
         """The exact counters (kbench.counters.Counters) of ``key`` in that run, or None
         (not in the run, or measured before counters were recorded)."""
@@ -128,6 +133,15 @@ class Matrix:
         except KeyError:
             raise KeyError(f"no cell for benchmark {key!r} in run {run_index!r}: the matrix has "
                            f"{len(self.runs)} runs and keys {listing(self.keys)}") from None
+
+
+def startup_factor(baseline: BenchmarkRecord | None,
+                   candidate: BenchmarkRecord | None) -> float | None:
+    """The candidate's startup_s over the baseline's (None where either has none)."""
+    if baseline is None or candidate is None or not baseline.startup_s \
+            or candidate.startup_s is None:
+        return None
+    return candidate.startup_s / baseline.startup_s
 
 
 def _check_runs(runs, baseline) -> tuple[Run, ...]:

@@ -20,7 +20,7 @@ from kbench import fingerprint as kfingerprint
 from kbench.record import LATENCY_QUANTILES
 from kbench.report import plots as figures
 from kbench.report.tables import (ReportError, check_matrix, has_comparisons, latency_rows,
-                                  startup_parts, startup_rows)
+                                  startup_rows)
 
 
 DEFAULT_TITLE = "kbench report"
@@ -132,16 +132,10 @@ def _latency_section(matrix) -> Section:
 
 def _startup_text(matrix, key: str, i: int) -> Text:
     record = matrix.runs[i].results[key]
-    if record.startup_s is None:
-        return Text("n/a")
-    total = _format.seconds(record.startup_s)
-    if record.startup_split is not None:
-        parts = startup_parts(record.startup_split)
-        total = " + ".join(f"{value:.2f}" for value in parts.values()) + f" -> {total}"
-    base = matrix.runs[matrix.baseline].results[key].startup_s
-    slower = (i != matrix.baseline and base is not None
-              and record.startup_s > compare.DEFAULT_MAX_STARTUP_FACTOR * base)
-    return Text(total, "differs" if slower else "")
+    text = _format.startup(record.startup_s, record.startup_split)
+    grown = matrix.startup_factor(key, i)
+    beyond = grown is not None and grown > compare.DEFAULT_MAX_STARTUP_FACTOR
+    return Text(text, "differs" if beyond else "")
 
 
 def _startup_section(matrix) -> Section | None:

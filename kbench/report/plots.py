@@ -19,7 +19,7 @@ from matplotlib.patches import Rectangle
 
 from kbench.record import LATENCY_QUANTILES
 from kbench.report.tables import (has_comparisons, latency_rows, ratio_grid, run_label,
-                                  startup_parts, startup_rows)
+                                  startup_rows)
 
 # Resolution of the PNGs. 100 dpi keeps a 50-benchmark figure around 1-2 MB
 # of pixels yet readable at the 8-point labels below when the page is zoomed.
@@ -152,7 +152,7 @@ def latency_figure(matrix) -> Figure | None:
     return fig
 
 
-# The startup plot's colour for each part (kbench.report.tables.startup_parts).
+# The startup plot's colour for each part (kbench.record.StartupSplit.parts).
 STARTUP_COLOURS = {"setup": "#bbbbbb", "tracing": PALETTE(1), "compile": PALETTE(3),
                    "trace+compile": PALETTE(4)}
 
@@ -168,7 +168,7 @@ def startup_figure(matrix) -> Figure | None:
     offsets, labelled = _slot_offsets(n_runs), set()
     for k, i, split in rows:
         y, left = k + offsets[i], 0.0
-        for part, seconds in startup_parts(split).items():
+        for part, seconds in split.parts().items():
             ax.barh(y, seconds, left=left, height=GROUP_FILL / n_runs,
                     color=STARTUP_COLOURS[part], label=None if part in labelled else part)
             labelled.add(part)

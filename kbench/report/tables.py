@@ -65,10 +65,3 @@ def startup_rows(matrix) -> list[tuple[int, int, StartupSplit]]:
                 rows.append((k, i, split))
     return rows
 
-
-def startup_parts(split: StartupSplit) -> dict[str, float]:
-    """The startup's parts in seconds, in the order they happen: setup, then tracing and
-    compilation apart where TensorFlow clocked the tracing, together where not."""
-    if split.tracing_s is None:
-        return {"setup": split.setup_s, "trace+compile": split.trace_compile_s}
-    return {"setup": split.setup_s, "tracing": split.tracing_s, "compile": split.compile_s}
