@@ -194,12 +194,19 @@ MNIST_TUTORIALS_5K_MEASURED = {  # name: {seed: test accuracy}
     "tutorial-mnist-cnn-callbacks": {0: 0.974, 1: 0.975, 2: 0.972},
 }
 MNIST_TUTORIALS_5K_FLOOR = 0.95
+# Of the two, the callbacks tutorial (up to 15 epochs; it ran all 15 on the bundled
+# digits) took 68 s of the everyday suite on the AVX2-only 2-core VM, the tf.data one
+# 52 s: the callbacks one is `slow`. Its callbacks are each tested on their own
+# below, and the tf.data one keeps a CNN tutorial's floor in the everyday suite.
+MNIST_TUTORIALS_5K_SLOW = ("tutorial-mnist-cnn-callbacks",)
 # The tutorials publish 98-99% on the full 60,000 / 10,000 digits; kbench could not
 # measure them (no offline full MNIST), so the floor is the published low end.
 MNIST_TUTORIALS_PUBLISHED_FLOOR = 0.98
 
 
-@pytest.mark.parametrize("name", sorted(MNIST_TUTORIALS_5K_MEASURED))
+@pytest.mark.parametrize("name", [
+    pytest.param(name, marks=pytest.mark.slow) if name in MNIST_TUTORIALS_5K_SLOW else name
+    for name in sorted(MNIST_TUTORIALS_5K_MEASURED)])
 def test_mnist_tutorial_on_the_bundled_digits_reaches_its_measured_floor(name, mnist_5k):
     spec = wf.get_workflow(name, dataset="mnist_5k")
     result = training.train(spec, dataset=mnist_5k)
