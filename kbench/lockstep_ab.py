@@ -48,7 +48,7 @@ from kbench import _validate, remote, sequential
 from kbench import results as kresults
 from kbench.compare import EXIT_PASS, EXIT_REGRESSION
 from kbench.profiles import Profile
-from kbench.record import BenchmarkRecord
+from kbench.record import BenchmarkRecord, ab_lockstep_id
 from kbench.workflows import WorkflowSpec, get_workflow
 
 BASELINE, CANDIDATE = "baseline", "candidate"
@@ -406,7 +406,7 @@ def store_results(results: Sequence[WorkflowResult], store=None, *,
     by_side: dict[str, dict[str, BenchmarkRecord]] = {s: {} for s in SIDES}
     fingerprints = {}
     for result in results:
-        for side, record in side_records(result, f"ab {when} {result.workflow}").items():
+        for side, record in side_records(result, ab_lockstep_id(when, result.workflow)).items():
             by_side[side][record.key] = record
             if side not in result.fingerprints:
                 raise ABError(f"the {side} side of {result.workflow} sent no fingerprint")

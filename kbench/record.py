@@ -56,6 +56,24 @@ SUPPORTED_RECORD_SCHEMA_VERSIONS = (1, 2, 3, 4, 5)
 SCHEMA_FIELD = "kbench_schema"
 
 LATENCY_QUANTILES = ("p50", "p90", "p99")
+# A lockstep id says whose rounds ran pair by pair. In a benchmark session it is the
+# comparison group's name (kbench.interleaved): round i of every member ran in
+# cycle i, and the same name comes back in every session, so it pairs the records
+# of ONE run only. kbench ab's two sides of a workflow ran pair by pair in two
+# processes under one id (ab_lockstep_id), which pairs records ACROSS its two runs.
+AB_LOCKSTEP_PREFIX = "ab "
+
+
+def ab_lockstep_id(when: str, workflow: str) -> str:
+    """The lockstep id of one kbench ab comparison of ``workflow``, started at ``when``."""
+    return f"{AB_LOCKSTEP_PREFIX}{when} {workflow}"
+
+
+def pairs_across_runs(lockstep: str | None) -> bool:
+    """Whether a lockstep id pairs records of two runs (kbench ab's), not of one run only."""
+    return lockstep is not None and lockstep.startswith(AB_LOCKSTEP_PREFIX)
+
+
 # How A/B pools the sessions of a side: one sample per session (its median)
 # or every round (see kbench.ab.pool_runs).
 POOL_UNITS = ("session", "round")
@@ -239,6 +257,9 @@ class BenchmarkRecord:
         suite, comparison, variant, baseline: labels; ``comparison`` names the
             group compared within one run, ``variant`` this member, ``baseline``
             the member the others are divided by.
+        lockstep: whose rounds this record's ran pair by pair with: its group's name
+            in a benchmark session (records of the same run), kbench ab's
+            ab_lockstep_id (the other side's record in the other run), or None.
         extras: a suite's own numbers (e.g. bare_fit_samples_per_s), read-only.
         pooling: set on A/B-pooled records.
         key: the benchmark's name in a stored run (pytest's test name with

@@ -203,10 +203,25 @@ def lockstep_runs(ratio: float, *, workers: int = 4, pairs: int = 400, seed: int
     rng = np.random.default_rng(seed)
     drift = BASE_THROUGHPUT * np.exp(0.1 * rng.standard_normal(pairs))
     noise = np.exp(0.1 * rng.standard_normal((2, pairs)))
-    fields = {"lockstep": "ab 1", "extras": {"workers": workers}}
+    fields = {"lockstep": record.ab_lockstep_id("2026-01-01T00:00:00", "w"),
+              "extras": {"workers": workers}}
     base = make_run({"t": drift * noise[0]}, extra={"t": fields}, sessions=False)
     cand = make_run({"t": ratio * drift * noise[1]}, extra={"t": fields}, sessions=False)
     return base, cand
+
+
+def test_two_sessions_of_one_lockstep_group_are_not_paired_across_runs():
+    """A benchmark session names a lockstep group by its comparison label, the same in
+    every session: two sessions' records of it ran apart, so their ratio is untested,
+    however tight their rounds."""
+    base, cand = lockstep_runs(0.85)
+    group = {"t": {"lockstep": "execution mlp fit b64 /CPU:0"}}
+    base = make_run({"t": base.results["t"].samples_per_s}, extra=group, sessions=False)
+    cand = make_run({"t": cand.results["t"].samples_per_s}, extra=group, sessions=False)
+    assert compare.paired(base.results["t"], cand.results["t"])  # within a run it would pair
+    assert not compare.paired_across_runs(base.results["t"], cand.results["t"])
+    comparison = compare.compare_runs([base, cand]).cell("t", 1).comparison
+    assert comparison.design == "single" and comparison.verdict == stats.UNTESTED
 
 
 def test_lockstep_runs_are_tested_on_the_paired_estimate_with_the_workers_term():

@@ -28,7 +28,8 @@ from kbench.compare.checks import (CHECK_STATUSES, HARNESS_CHECK, HARNESS_OVERHE
 from kbench.compare.gating import (DEFAULT_MAX_SLOWDOWN, DEFAULT_MAX_STARTUP_FACTOR,
                                    EXIT_BAD_INPUT, EXIT_PASS, EXIT_REGRESSION, GateFailure,
                                    GateResult, StartupFailure, gate)
-from kbench.compare.groups import Group, Member, in_run_ratio, paired, run_groups
+from kbench.compare.groups import (Group, Member, in_run_ratio, paired, paired_across_runs,
+                                   run_groups)
 from kbench.compare.matrix import Cell, ComparisonError, Matrix, compare_runs
 from kbench.compare.policy import (POLICY_SCHEMA_VERSION, SUPPORTED_POLICY_SCHEMA_VERSIONS,
                                    Policy, PolicyError, PolicyRule, load_policy,
@@ -41,6 +42,6 @@ __all__ = [
     "CheckResult", "ComparisonError", "GateFailure", "GateResult", "StartupFailure", "Group",
     "Matrix", "Member",
     "Policy", "PolicyError", "PolicyRule", "RatioCheck", "Selector", "compare_runs", "gate",
-    "HARNESS_CHECK", "HARNESS_OVERHEAD_TARGET", "check_pair", "in_run_ratio", "paired",
+    "HARNESS_CHECK", "HARNESS_OVERHEAD_TARGET", "check_pair", "in_run_ratio", "paired", "paired_across_runs",
     "load_policy", "policy_from_mapping", "run_checks", "run_groups",
 ]

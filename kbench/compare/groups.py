@@ -10,15 +10,23 @@ from __future__ import annotations
 import dataclasses
 
 from kbench import stats
-from kbench.record import BenchmarkRecord
+from kbench.record import BenchmarkRecord, pairs_across_runs
 from kbench.results import Run
 
 
 def paired(a: BenchmarkRecord, b: BenchmarkRecord) -> bool:
-    """Whether two records' rounds ran pairwise interleaved (the same lockstep group, as many
-    rounds each: round i of both in cycle i)."""
+    """Whether two records of ONE run ran pairwise interleaved (the same lockstep group, as
+    many rounds each: round i of both in cycle i)."""
     return (a.lockstep is not None and a.lockstep == b.lockstep
             and len(a.samples_per_s) == len(b.samples_per_s))
+
+
+def paired_across_runs(a: BenchmarkRecord, b: BenchmarkRecord) -> bool:
+    """Whether two records of TWO runs ran pairwise interleaved: kbench ab's two sides,
+    paired by its lockstep id (kbench.record.ab_lockstep_id). Two benchmark sessions'
+    records of one lockstep group carry the same group name, but ran in different
+    sessions: never paired."""
+    return paired(a, b) and pairs_across_runs(a.lockstep)
 
 
 def in_run_ratio(numerator: BenchmarkRecord, denominator: BenchmarkRecord

@@ -34,7 +34,7 @@ from scipy import stats as _scipy_stats
 
 from kbench import _format, _validate, sequential, stats
 from kbench import fingerprint as kfingerprint
-from kbench.compare.groups import paired
+from kbench.compare.groups import paired_across_runs
 from kbench.record import BenchmarkRecord
 from kbench.results import LISTED_KEYS, Run, check_same_benchmarks, listing, run_name
 
@@ -233,7 +233,7 @@ def _sessions(record: BenchmarkRecord) -> int:
 
 def design_of(baseline: BenchmarkRecord, candidate: BenchmarkRecord) -> str:
     """Which of stats.DESIGNS two records' samples follow (see the module docstring)."""
-    if paired(baseline, candidate):
+    if paired_across_runs(baseline, candidate):
         return "paired"
     if min(_sessions(baseline), _sessions(candidate)) >= MIN_SESSIONS:
         return "sessions"
