@@ -6,12 +6,15 @@ import datetime as dt
 import json
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
 from kbench import memcheck, testing
 from kbench.memcheck import MemoryCheckError, Settings
 from kbench.memory import LEAK_MAX_BYTES_PER_CALL, LeakResult, PeakMemory
+
+REPO = Path(__file__).resolve().parents[1]
 
 MB = 1_000_000
 WHEN = dt.datetime(2026, 12, 3, 15, 0, tzinfo=dt.timezone.utc)
@@ -38,6 +41,14 @@ def test_a_run_round_trips_through_its_stored_file(tmp_path):
     assert path == tmp_path / "2.21.0" / run.fingerprint["machine_key"] / "20261203T150000.000000Z.json"
     assert memcheck.read_run(path) == run
     assert json.loads(path.read_text())["kbench_memory_schema"] == memcheck.MEMORY_SCHEMA_VERSION
+
+
+@pytest.mark.parametrize("path", sorted(REPO.glob("reports/examples/**/memory/**/*.json")),
+                         ids=lambda p: str(p.relative_to(REPO)))
+def test_every_committed_memory_run_reads_and_rewrites_to_the_same_run(path):
+    run = memcheck.read_run(path)
+    assert run.workflows and run.tf_version in str(path)
+    assert memcheck.MemoryRun.from_json(json.loads(json.dumps(run.to_json()))) == run
 
 
 def test_the_gated_peak_is_the_larger_of_the_two_processes():

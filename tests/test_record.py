@@ -15,7 +15,8 @@ from kbench.workflows import WorkflowSpec
 REPO = Path(__file__).resolve().parents[1]
 # Every stored file the project ever wrote: the v1 test input and the committed example runs.
 STORED_FILES = sorted([*REPO.glob("tests/data/results/*.json"),
-                       *REPO.glob("reports/examples/**/runs/**/*.json")])
+                       *REPO.glob("reports/examples/**/runs/**/*.json"),
+                       *REPO.glob("reports/examples/**/smoke/**/*.json")])
 
 
 def full_record(**changes) -> BenchmarkRecord:
