@@ -69,6 +69,11 @@ def size(size_bytes: int) -> str:
     return f"{size_bytes / 1000:.1f} kB"
 
 
+def slope(bytes_per_call: float) -> str:
+    """A memory slope: ``"+6.1 MB"``, ``"-0.2 MB"`` (it fell)."""
+    return ("+" if bytes_per_call >= 0 else "-") + size(abs(bytes_per_call))
+
+
 def counters(found) -> str:
     """A step's exact counters (kbench.counters.Counters) summed over its compiled
     functions: ``"3 traces, 1072 nodes"``, ``", 1 XLA"`` added for XLA steps; ``"n/a"``

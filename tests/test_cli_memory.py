@@ -114,6 +114,23 @@ def test_memory_gates_a_stored_candidate_without_measuring(fake_checks, tmp_path
     assert alone.exit_code == 0 and alone.stdout.rstrip().endswith("PASS"), alone.output
 
 
+def test_memory_reports_a_baseline_and_several_stored_candidates(fake_checks, tmp_path):
+    name = "mlp-sequential-fit-function-fp32"
+    runs = [memcheck.write_run(memory_run({name: mb}), tmp_path / str(mb)) for mb in (800, 820, 900)]
+    result = invoke("memory", "--baseline", runs[0], "--candidate", runs[1], "--candidate",
+                    runs[2], "--report", tmp_path / "rep", "--report-name", "versions")
+    assert result.exit_code == 1, result.output  # the third grew 12.5%
+    assert "grew +12.5%" in result.stderr and "grew +2.5%" not in result.stderr
+    assert result.stdout.count("memory run ") == 2 and fake_checks["calls"] == []
+    markdown = (tmp_path / "rep" / "versions.md").read_text()
+    assert (tmp_path / "rep" / "versions-memory.png").stat().st_size > 0
+    assert f"| {name} | 800.0 MB, training 300.0 MB | 820.0 MB (+2.5%), training 320.0 MB | " \
+           f"**900.0 MB (+12.5%), training 400.0 MB** |" in markdown
+    assert_bad_input(invoke("memory", "--candidate", runs[1], "--candidate", runs[2],
+                            "--github-json", tmp_path / "g.json"),
+                     "--github-json writes one run, got 2 --candidate runs")
+
+
 @pytest.mark.parametrize("args, fragments", [
     (["--candidate", "/no/such/memory.json"], ["/no/such/memory.json", "cannot read it"]),
     (["--candidate", "/no/such/memory.json", "-w", "mlp-sequential-fit-function-fp32"],

@@ -323,6 +323,25 @@ def test_exact_counters_become_tensorboard_scalars(tmp_path, fp):
                                                                    startup_split=None)) == {}
 
 
+def test_a_memory_report_refuses_what_is_not_a_memory_run(tmp_path, runs):
+    with pytest.raises(report.ReportError, match=r"at least one run, got \[\]"):
+        report.write_memory_report([], tmp_path)
+    with pytest.raises(report.ReportError, match=r"runs\[0\] must be a kbench.memcheck.MemoryRun"):
+        report.memory_sections([runs[0]])
+
+
+def test_a_memory_report_bolds_a_leak_and_shows_what_one_run_lacks():
+    from test_memcheck import memory_run
+
+    base = memory_run({"w1": 800, "w2": 700})
+    leaky = memory_run({"w1": 810}, alive=3)
+    _, peaks, leaks = report.memory_sections([base, leaky])
+    rows = {row[0].text: row for row in leaks.rows}
+    assert rows["w1"][2].mark == "differs" and rows["w1"][2].text.endswith("3 alive")
+    assert rows["w1"][1].mark == "" and rows["w2"][2].text == "n/a"
+    assert {row[0].text: row for row in peaks.rows}["w1"][2].text.startswith("810.0 MB (+1.2%)")
+
+
 def test_memory_tensorboard_refuses_what_is_not_a_memory_run(tmp_path, runs):
     with pytest.raises(report.ReportError, match=r"at least one run, got \[\]"):
         report.write_memory_tensorboard([], tmp_path)

@@ -18,15 +18,10 @@ from kbench.cli._options import DatasetName
 DEFAULT_MAX_GROWTH = _format.share(memcheck.MAX_PEAK_GROWTH, digits=0)
 
 
-def _slope(bytes_per_call: float) -> str:
-    """An RSS slope: ``"+6.1 MB"``, ``"-0.2 MB"`` (RSS fell)."""
-    return ("+" if bytes_per_call >= 0 else "-") + _format.size(abs(bytes_per_call))
-
-
 def _process_line(name: str, process: memcheck.ProcessResult) -> str:
     session = "with" if process.clear_session else "without"
     return (f"  {name} ({session} clear_session): peak {_format.size(process.peak.peak_bytes)}"
-            f", slope {_slope(process.leak.bytes_per_call)}/call, {process.leak.alive} alive")
+            f", slope {_format.slope(process.leak.bytes_per_call)}/call, {process.leak.alive} alive")
 
 
 def _table(checked, verdicts=None) -> Table:
@@ -39,7 +34,7 @@ def _table(checked, verdicts=None) -> Table:
     by_name = {v.workflow: v for v in verdicts or ()}
     for result in checked:
         peak = result.peak
-        slopes = " | ".join(_slope(p.leak.bytes_per_call) for p in result.processes)
+        slopes = " | ".join(_format.slope(p.leak.bytes_per_call) for p in result.processes)
         alive = " | ".join(str(p.leak.alive) for p in result.processes)
         row = [result.workflow, _format.size(peak.start_bytes), _format.size(peak.peak_bytes),
                _format.size(peak.run_bytes), _format.share(result.peak_spread), slopes, alive]
@@ -83,18 +78,28 @@ def memory_command(
     tensorboard: Annotated[Optional[Path], typer.Option(
         help="also write the peaks, slopes and each call's RSS as TensorBoard scalars "
              "under this log dir (a new folder for the run)")] = None,
-    candidate: Annotated[Optional[Path], typer.Option(
+    candidate: Annotated[Optional[list[Path]], typer.Option(
         help="a stored memory run to show, gate (with --baseline) and export instead of "
-             "measuring a new one, e.g. one of another TensorFlow version")] = None,
+             "measuring a new one, e.g. one of another TensorFlow version (repeatable)")
+    ] = None,
+    report: Annotated[Optional[Path], typer.Option(
+        help="also write a Markdown and HTML report with a plot of the peaks into this "
+             "folder: the baseline run, then the new or --candidate runs")] = None,
+    report_name: Annotated[str, typer.Option(
+        help="--report: the report's file name stem")] = "memory",
 ) -> None:
     """Measure each workflow's peak memory and check it for leaks, each in two fresh
     processes (without and with clear_session); with --baseline, gate against a stored run.
     Exit 1 on a leak (always) or a peak grown beyond --max-growth."""
     growth_limit = parse_fraction(max_growth, "--max-growth", allow_zero=True)
-    if candidate is not None and workflow:
+    candidates = list(candidate or ())
+    if candidates and workflow:
         raise CliError(f"-w/--workflow picks workflows to measure, and --candidate reads a "
                        f"stored run instead; got both: -w {workflow!r}, --candidate "
-                       f"{str(candidate)!r}")
+                       f"{[str(c) for c in candidates]!r}")
+    if github_json is not None and len(candidates) > 1:
+        raise CliError(f"--github-json writes one run, got {len(candidates)} --candidate runs: "
+                       f"{[str(c) for c in candidates]!r}")
     names = list(workflow or memcheck.DEFAULT_WORKFLOWS)
     with bad_input(workflows.WorkflowError):
         for name in names:
@@ -102,40 +107,54 @@ def memory_command(
     with bad_input(memcheck.MemoryCheckError):
         settings = memcheck.Settings(dataset.value, examples, calls, warmup_calls)
         before = memcheck.read_run(baseline) if baseline is not None else None
-        stored = memcheck.read_run(candidate) if candidate is not None else None
-    for option, folder in (("--out", out), ("--tensorboard", tensorboard)):
+        stored = [memcheck.read_run(path) for path in candidates]
+    for option, folder in (("--out", out), ("--tensorboard", tensorboard), ("--report", report)):
         if folder is not None and folder.exists() and not folder.is_dir():
             raise CliError(f"{option} must be a folder, got the file {str(folder)!r}")
     shell = console()
-    if stored is None:
-        run = _measure(ctx, shell, names, settings, out)
+    if not stored:
+        shown = [_measure(ctx, shell, names, settings, out)]
     else:
-        run = stored
-        say(shell, f"memory run {candidate}: TensorFlow {run.tf_version}, {run.datetime}")
-    with bad_input(memcheck.MemoryCheckError):
-        verdicts = memcheck.gate(before, run, growth_limit) if before is not None else None
-    checked = run.workflows
-    shell.print(_table(checked, verdicts))
-    if github_json is not None:
-        from kbench.report import memory_github_json
-
-        with bad_input(OSError):
-            github_json.write_text(json.dumps(memory_github_json(run), indent=2) + "\n",
-                                   encoding="utf-8")
-        say(shell, f"wrote {github_json}")
-    if tensorboard is not None:
-        from kbench.report import ReportError, write_memory_tensorboard
-
-        with bad_input(ReportError, OSError):
-            (log_dir,) = write_memory_tensorboard([run], tensorboard)
-        say(shell, f"tensorboard: {log_dir}")
-    failures = ([f for v in verdicts for f in v.failures] if verdicts is not None else
-                [f for w in checked for f in w.leak_failures()])
+        shown = stored
+    failures = []
+    for i, run in enumerate(shown):
+        if stored:
+            say(shell, f"memory run {candidates[i]}: TensorFlow {run.tf_version}, {run.datetime}")
+        with bad_input(memcheck.MemoryCheckError):
+            verdicts = memcheck.gate(before, run, growth_limit) if before is not None else None
+        shell.print(_table(run.workflows, verdicts))
+        failures += ([f for v in verdicts for f in v.failures] if verdicts is not None else
+                     [f for w in run.workflows for f in w.leak_failures()])
+    _write_exports(shell, shown, before, github_json, tensorboard, report, report_name)
     for failure in failures:
         say(console(stderr=True), failure, style="red")
     if failures:
         raise typer.Exit(EXIT_REGRESSION)
     say(shell, "PASS" + (f" against {baseline}" if baseline is not None else ""))
+
+
+def _write_exports(shell, shown: list[memcheck.MemoryRun], before: memcheck.MemoryRun | None,
+                   github_json: Path | None, tensorboard: Path | None, report: Path | None,
+                   report_name: str) -> None:
+    """The files asked for: github-action-benchmark JSON (of the one run shown),
+    TensorBoard scalars of the runs shown, a report of the baseline and the runs shown."""
+    if github_json is None and tensorboard is None and report is None:
+        return
+    from kbench import report as reports  # imports matplotlib
+
+    with bad_input(reports.ReportError, OSError):
+        if github_json is not None:
+            github_json.write_text(json.dumps(reports.memory_github_json(shown[0]), indent=2)
+                                   + "\n", encoding="utf-8")
+            say(shell, f"wrote {github_json}")
+        if tensorboard is not None:
+            for log_dir in reports.write_memory_tensorboard(shown, tensorboard):
+                say(shell, f"tensorboard: {log_dir}")
+        if report is not None:
+            written = reports.write_memory_report([*([before] if before else []), *shown],
+                                                  report, name=report_name)
+            for kind, path in written.items():
+                say(shell, f"{kind}: {path}")
 
 
 def _measure(ctx: typer.Context, shell, names: list[str], settings: memcheck.Settings,

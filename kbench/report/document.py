@@ -258,13 +258,11 @@ def _md_table(header: Sequence[str], rows: Sequence[Sequence[Text]]) -> list[str
     return lines
 
 
-def render_markdown(matrix, *, title: str = DEFAULT_TITLE,
-                    plots: Mapping[str, str] | None = None) -> str:
-    """The report as Markdown; ``plots`` maps plot names to (relative) PNG paths to link."""
-    plots = dict(plots or {})
-    _check_plot_names(plots)
+def sections_markdown(title: str, sections: Sequence[Section],
+                      plots: Mapping[str, str]) -> str:
+    """Sections as a Markdown page, each followed by its plot where ``plots`` has it."""
     lines = [f"# {title}", ""]
-    for section in report_sections(matrix):
+    for section in sections:
         lines += [f"## {section.heading}", ""]
         for note in section.notes:
             lines += [note, ""]
@@ -275,6 +273,14 @@ def render_markdown(matrix, *, title: str = DEFAULT_TITLE,
         if section.plot in plots:
             lines += [f"![{section.plot}]({plots[section.plot]})", ""]
     return "\n".join(lines)
+
+
+def render_markdown(matrix, *, title: str = DEFAULT_TITLE,
+                    plots: Mapping[str, str] | None = None) -> str:
+    """The report as Markdown; ``plots`` maps plot names to (relative) PNG paths to link."""
+    plots = dict(plots or {})
+    _check_plot_names(plots)
+    return sections_markdown(title, report_sections(matrix), plots)
 
 
 # --------------------------------------------------------------------------- HTML
@@ -313,6 +319,23 @@ def _html_image(name: str, png: bytes) -> str:
     return f'<figure><img alt="{html.escape(name)} plot" src="data:image/png;base64,{data}"></figure>'
 
 
+def sections_html(title: str, sections: Sequence[Section], plots: Mapping[str, bytes]) -> str:
+    """Sections as one self-contained HTML page: CSS inline, plots as base64 data URIs."""
+    out = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
+           f"<title>{html.escape(title)}</title>", f"<style>{_CSS}</style>", "</head>", "<body>",
+           f"<h1>{html.escape(title)}</h1>"]
+    for section in sections:
+        out += ["<section>", f"<h2>{html.escape(section.heading)}</h2>",
+                *_html_notes(section)]
+        if section.rows:
+            out += _html_table(section.header, section.rows)
+        if section.plot in plots:
+            out.append(_html_image(section.plot, plots[section.plot]))
+        out.append("</section>")
+    out += ["</body>", "</html>", ""]
+    return "\n".join(out)
+
+
 def render_html(matrix, *, title: str = DEFAULT_TITLE,
                 plots: Mapping[str, bytes] | None = None) -> str:
     """The report as one self-contained HTML page: CSS inline, plots as base64 data URIs.
@@ -323,19 +346,7 @@ def render_html(matrix, *, title: str = DEFAULT_TITLE,
     check_matrix(matrix)
     plots = make_plots(matrix) if plots is None else dict(plots)
     _check_plot_names(plots)
-    out = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
-           f"<title>{html.escape(title)}</title>", f"<style>{_CSS}</style>", "</head>", "<body>",
-           f"<h1>{html.escape(title)}</h1>"]
-    for section in report_sections(matrix):
-        out += ["<section>", f"<h2>{html.escape(section.heading)}</h2>",
-                *_html_notes(section)]
-        if section.rows:
-            out += _html_table(section.header, section.rows)
-        if section.plot in plots:
-            out.append(_html_image(section.plot, plots[section.plot]))
-        out.append("</section>")
-    out += ["</body>", "</html>", ""]
-    return "\n".join(out)
+    return sections_html(title, report_sections(matrix), plots)
 
 
 def make_plots(matrix) -> dict[str, bytes]:
@@ -373,12 +384,20 @@ def write_report(matrix, out_dir=REPORT_DIR, *, name: str = "report",
     """
     _check_file_name(name)
     check_matrix(matrix)
+    return write_sections(report_sections(matrix), make_plots(matrix), out_dir, name=name,
+                          title=title)
+
+
+def write_sections(sections: Sequence[Section], pngs: Mapping[str, bytes], out_dir, *,
+                   name: str, title: str) -> dict[str, Path]:
+    """Write sections as ``name.md`` and ``name.html`` and their plots as
+    ``name-<plot>.png`` into ``out_dir``; the paths by kind ("markdown", "html", plots)."""
+    _check_file_name(name)
     out = output_dir(out_dir)
-    pngs = make_plots(matrix)
     paths = {plot: _files.atomic_write_bytes(out / f"{name}-{plot}.png", png)
              for plot, png in pngs.items()}
-    markdown = render_markdown(matrix, title=title, plots={p: f.name for p, f in paths.items()})
+    markdown = sections_markdown(title, sections, {p: f.name for p, f in paths.items()})
     paths["markdown"] = _files.atomic_write_bytes(out / f"{name}.md", markdown.encode("utf-8"))
-    page = render_html(matrix, title=title, plots=pngs)
+    page = sections_html(title, sections, pngs)
     paths["html"] = _files.atomic_write_bytes(out / f"{name}.html", page.encode("utf-8"))
     return paths

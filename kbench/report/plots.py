@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from matplotlib import colormaps, colors
@@ -51,7 +51,7 @@ def _figure(n_rows: int, row_in: float) -> tuple[Figure, object]:
     return fig, ax
 
 
-def _png(fig: Figure) -> bytes:
+def png(fig: Figure) -> bytes:
     buf = io.BytesIO()
     # No "Software" stamp: the same matrix gives the same bytes on any matplotlib.
     fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight", metadata={"Software": None})
@@ -181,6 +181,29 @@ def startup_figure(matrix) -> Figure | None:
     return fig
 
 
+def memory_figure(runs, workflows: Sequence[str], labels: Sequence[str]) -> Figure:
+    """Each workflow's peak RSS per memory run (kbench.memcheck.MemoryRun) as a bar: the
+    RSS the process started from, pale, then the training's part above it."""
+    n_runs = len(runs)
+    fig, ax = _figure(len(workflows) * n_runs, ROW_IN)
+    offsets = _slot_offsets(n_runs)
+    for i, run in enumerate(runs):
+        by_name = run.by_workflow()
+        rows = [(k, by_name[w].peak) for k, w in enumerate(workflows) if w in by_name]
+        y = np.array([k for k, _ in rows]) + offsets[i]
+        start = np.array([peak.start_bytes for _, peak in rows]) / 1e6
+        training = np.array([peak.run_bytes for _, peak in rows]) / 1e6
+        color = PALETTE(i % 10)
+        ax.barh(y, start, height=GROUP_FILL / n_runs, color=color, alpha=0.35)
+        ax.barh(y, training, left=start, height=GROUP_FILL / n_runs, color=color,
+                label=labels[i])
+    _key_axis(ax, workflows)
+    ax.set_xlabel("peak RSS, MB (pale: the process before training; full: the training's part)",
+                  fontsize=FONT_SIZE)
+    _legend(ax)
+    return fig
+
+
 # Plot name -> figure builder; a builder returns None when the matrix has no data for it.
 PLOTS: dict[str, Callable] = {
     "throughput": throughput_figure,
@@ -198,5 +221,5 @@ def make_plots(matrix) -> dict[str, bytes]:
             continue  # a single run: every ratio would be 1.0
         fig = build(matrix)
         if fig is not None:
-            pngs[name] = _png(fig)
+            pngs[name] = png(fig)
     return pngs
