@@ -187,8 +187,10 @@ def test_the_counters_section_bolds_counters_that_differ_from_the_baseline(fp):
              and "traces" in line]
     assert row == f"| {KEY_A} | 3 traces, 1072 nodes, 2 XLA | **4 traces, 1072 nodes, 3 XLA** |"
     assert "| plain |" not in md.split("## Exact counters")[1].split("##")[0]
+    assert_png(report.make_plots(compare.compare_runs([base, cand]))["counters"])
     single = report.render_markdown(compare.compare_runs([make_run(fp, {KEY_A: 1_000})]))
     assert "## Exact counters" not in single  # no run has counters
+    assert "counters" not in report.make_plots(compare.compare_runs([make_run(fp, {KEY_A: 1_000})]))
 
 
 def test_the_startup_section_and_plot_show_each_runs_parts_bold_beyond_the_gate(fp):

@@ -179,7 +179,7 @@ def _counters_section(matrix) -> Section | None:
                    ("Each benchmark's compiled step functions summed (kbench.counters). They "
                     "are the same on every run of one TensorFlow version and workflow, so a "
                     "bold cell, different from the baseline run's, is a change of TensorFlow "
-                    "or of the workflow, whatever the noise.",))
+                    "or of the workflow, whatever the noise.",), plot="counters")
 
 
 def _describe_fields(fp: Mapping) -> dict[str, str]:
@@ -350,7 +350,7 @@ def render_html(matrix, *, title: str = DEFAULT_TITLE,
 
 
 def make_plots(matrix) -> dict[str, bytes]:
-    """PNG bytes by plot name (throughput, ratios, latency) for the plots the matrix has data for."""
+    """PNG bytes by plot name (plots.PLOTS) for the plots the matrix has data for."""
     check_matrix(matrix)
     return figures.make_plots(matrix)
 

@@ -181,6 +181,34 @@ def startup_figure(matrix) -> Figure | None:
     return fig
 
 
+def counters_figure(matrix) -> Figure | None:
+    """Each benchmark's graph nodes per run (bars, summed over its compiled functions),
+    its traces and XLA compilations written at the bar's end; None without counters."""
+    keys = [key for key in matrix.keys
+            if any(matrix.counters(key, i) is not None for i in range(len(matrix.runs)))]
+    if not keys:
+        return None
+    n_runs = len(matrix.runs)
+    fig, ax = _figure(len(keys) * n_runs, ROW_IN)
+    offsets = _slot_offsets(n_runs)
+    for i in range(n_runs):
+        found = [(k, matrix.counters(key, i)) for k, key in enumerate(keys)]
+        found = [(k, c) for k, c in found if c is not None]
+        y = np.array([k for k, _ in found]) + offsets[i]
+        nodes = np.array([sum(c.graph_nodes.values()) for _, c in found])
+        ax.barh(y, nodes, height=GROUP_FILL / n_runs, color=PALETTE(i % 10),
+                label=run_label(matrix, i))
+        for yy, n, (_, c) in zip(y, nodes, found):
+            xla = "" if c.xla_compilations is None else f", {c.xla_compilations} XLA"
+            ax.text(n, yy, f" {sum(c.traces.values())} traces{xla}", va="center",
+                    fontsize=FONT_SIZE - 2)
+    _key_axis(ax, keys)
+    ax.set_xlabel("graph nodes of the compiled step (lower is smaller; exact for a TensorFlow "
+                  "version and workflow)", fontsize=FONT_SIZE)
+    _legend(ax)
+    return fig
+
+
 def memory_figure(runs, workflows: Sequence[str], labels: Sequence[str]) -> Figure:
     """Each workflow's peak RSS per memory run (kbench.memcheck.MemoryRun) as a bar: the
     RSS the process started from, pale, then the training's part above it."""
@@ -210,6 +238,7 @@ PLOTS: dict[str, Callable] = {
     "ratios": ratio_figure,
     "latency": latency_figure,
     "startup": startup_figure,
+    "counters": counters_figure,
 }
 
 
