@@ -182,6 +182,12 @@ class MemoryRun:
         software = self.fingerprint.get("software")
         return software.get("tensorflow") if isinstance(software, Mapping) else None
 
+    @property
+    def label(self) -> str:
+        """A short name: ``tf<version> <machine key> <datetime to the second>``, as a
+        benchmark run's (kbench.results.Run.label)."""
+        return f"tf{self.tf_version} {self.fingerprint.get('machine_key')} {self.datetime[:19]}"
+
     def by_workflow(self) -> dict[str, WorkflowMemory]:
         return {w.workflow: w for w in self.workflows}
 

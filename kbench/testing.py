@@ -8,7 +8,9 @@ stay fast; the helpers that need it import it when called.
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
 from types import SimpleNamespace
 
 # Sizes of the tiny learnable dataset the engine tests train on: 4 steps an
@@ -163,6 +165,14 @@ def run_document(run) -> dict:
     from kbench import results
 
     return results.run_document(run.results, run.fingerprint, run.datetime)
+
+
+def write_run(path, run) -> Path:
+    """``run`` stored at ``path`` as a session would store it (folders made); the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(run_document(run)), encoding="utf-8")
+    return path
 
 
 class FakeSuite:

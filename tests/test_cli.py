@@ -61,9 +61,7 @@ def write_run(path: Path, factor: float, *, when: str, seed: int = 0, keys=KEYS,
     pooling = (Pooling(sources=tuple(f"s{i}" for i in range(N_ROUNDS)), unit="session")
                if sessions else None)
     run = testing.fake_run(samples, datetime=when, tf_version=tensorflow, pooling=pooling)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(testing.run_document(run)))
-    return path
+    return testing.write_run(path, run)
 
 
 @pytest.fixture

@@ -125,9 +125,7 @@ def test_gate_fails_a_startup_grown_beyond_the_allowed_factor(tmp_path, two_runs
         run = results.read_run(source)
         run = dataclasses.replace(run, results={k: r.replace(startup_s=seconds)
                                                 for k, r in run.results.items()})
-        path = tmp_path / name
-        path.write_text(json.dumps(testing.run_document(run)))
-        return path
+        return testing.write_run(tmp_path / name, run)
 
     base, same, _ = two_runs
     quick, slow = with_startup(base, 0.5, "quick.json"), with_startup(same, 2.0, "slow.json")
@@ -284,8 +282,7 @@ def test_compare_shows_the_exact_counters_that_changed_and_says_when_none_did(tm
                                 "plain": testing.draw_samples(900, 5, seed=i)},
                                datetime=f"2026-01-0{i + 1}T00:00:00+00:00",
                                per_key={"counted": {"counters": counted}})
-        paths.append(tmp_path / f"r{i}.json")
-        paths[-1].write_text(json.dumps(testing.run_document(run)))
+        paths.append(testing.write_run(tmp_path / f"r{i}.json", run))
     changed = invoke("compare", paths[0], paths[1])
     assert changed.exit_code == 0, changed.output
     assert "exact counters that differ from #0's" in changed.stdout
@@ -308,8 +305,7 @@ def test_compare_shows_the_startups_grown_beyond_the_gates_factor_with_their_par
         run = testing.fake_run({"k": testing.draw_samples(1000, 5, seed=i)}, startup_s=startup,
                                datetime=f"2026-01-0{i + 1}T00:00:00+00:00",
                                per_key={"k": {"startup_split": split}})
-        paths.append(tmp_path / f"r{i}.json")
-        paths[-1].write_text(json.dumps(testing.run_document(run)))
+        paths.append(testing.write_run(tmp_path / f"r{i}.json", run))
     grown = invoke("compare", paths[0], paths[1])
     assert grown.exit_code == 0, grown.output
     table = grown.stdout.split("startups grown beyond 3x of #0's")[1]

@@ -3,7 +3,6 @@ the committed expectations, the ratchet, and the update."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -111,9 +110,7 @@ def test_bad_expectations_are_refused_saying_what_is_wrong(tmp_path, text, quote
 
 
 def stored(tmp_path, run, name="run.json"):
-    path = tmp_path / name
-    path.write_text(json.dumps(testing.run_document(run)))
-    return str(path)
+    return str(testing.write_run(tmp_path / name, run))
 
 
 def test_check_exact_update_then_check_passes_and_a_change_fails_with_the_update_command(

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from kbench import _validate, results, stats
 from kbench.report.document import THROUGHPUT_UNIT, output_dir
-from kbench.report.tables import ReportError
+from kbench.report.tables import ReportError, check_memory_runs
 
 
 
@@ -175,10 +176,22 @@ def tensorboard_hparams(run, result) -> dict[str, str | int]:
     return {k: v for k, v in hparams.items() if v is not None}
 
 
-def _write_trial(tf, hp, path: Path, run, result) -> None:
+@contextlib.contextmanager
+def _trial(tf, hp, path: Path, hparams: Mapping):
+    """A TensorBoard trial at ``path`` (a run folder's child): its writer as the default,
+    its hparams written (those that are None left out), closed at the end."""
     writer = tf.summary.create_file_writer(str(path))
-    with writer.as_default():
-        hp.hparams(tensorboard_hparams(run, result), trial_id=f"{path.parent.name}/{path.name}")
+    try:
+        with writer.as_default():
+            hp.hparams({k: v for k, v in hparams.items() if v is not None},
+                       trial_id=f"{path.parent.name}/{path.name}")
+            yield
+    finally:
+        writer.close()
+
+
+def _write_trial(tf, hp, path: Path, run, result) -> None:
+    with _trial(tf, hp, path, tensorboard_hparams(run, result)):
         for step, value in enumerate(result.samples_per_s):
             tf.summary.scalar("samples_per_s", value, step=step)
         tf.summary.scalar("median_samples_per_s", result.throughput.median,
@@ -192,7 +205,6 @@ def _write_trial(tf, hp, path: Path, run, result) -> None:
                 tf.summary.scalar(field, value, step=0)
         for tag, value in counter_scalars(result).items():
             tf.summary.scalar(tag, value, step=0)
-    writer.close()
 
 
 def _new_run_dirs(log_dir, labels: Sequence[str]) -> list[Path]:
@@ -246,31 +258,17 @@ def write_memory_tensorboard(runs: Sequence, log_dir) -> list[Path]:
     Returns:
         The run folders, in the order of ``runs``.
     """
-    from kbench import memcheck
-
-    runs = list(runs)
-    if not runs:
-        raise ReportError(f"write_memory_tensorboard needs at least one run, got {runs!r}")
-    for i, run in enumerate(runs):
-        if not isinstance(run, memcheck.MemoryRun) or not run.workflows:
-            raise ReportError(f"runs[{i}] must be a kbench.memcheck.MemoryRun with workflows, "
-                              f"got {type(run).__name__}: {run!r:.80}")
-    labels = [f"memory tf{run.tf_version} {run.fingerprint.get('machine_key')} "
-              f"{run.datetime[:19]}" for run in runs]
-    run_dirs = _new_run_dirs(log_dir, labels)
+    runs = check_memory_runs(runs, "write_memory_tensorboard")
+    run_dirs = _new_run_dirs(log_dir, [f"memory {run.label}" for run in runs])
     import tensorflow as tf  # only here: reports do not otherwise need TensorFlow
     from tensorboard.plugins.hparams import api as hp
 
     for run, run_dir in zip(runs, run_dirs):
         names = _unique_dir_names(w.workflow for w in run.workflows)
         for name, workflow in zip(names, run.workflows):
-            writer = tf.summary.create_file_writer(str(run_dir / name))
-            with writer.as_default():
-                hparams = {"tf_version": run.tf_version,
-                           "machine": run.fingerprint.get("machine_key"),
-                           "workflow": workflow.workflow, "run": run.datetime}
-                hp.hparams({k: v for k, v in hparams.items() if v is not None},
-                           trial_id=f"{run_dir.name}/{name}")
+            hparams = {"tf_version": run.tf_version, "machine": run.fingerprint.get("machine_key"),
+                       "workflow": workflow.workflow, "run": run.datetime}
+            with _trial(tf, hp, run_dir / name, hparams):
                 for tag, value in memory_scalars(workflow).items():
                     tf.summary.scalar(tag, value, step=0)
                 for process in workflow.processes:
@@ -278,5 +276,4 @@ def write_memory_tensorboard(runs: Sequence, log_dir) -> list[Path]:
                     for call, rss in enumerate(process.leak.rss):
                         tf.summary.scalar(f"memory/rss_mb/{session}_clear_session", rss / 1e6,
                                           step=call)
-            writer.close()
     return run_dirs

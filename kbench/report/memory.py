@@ -12,28 +12,15 @@ from pathlib import Path
 from kbench import _format, memcheck, memory
 from kbench.report import plots as figures
 from kbench.report.document import REPORT_DIR, Section, Text, write_sections
-from kbench.report.tables import ReportError
+from kbench.report.tables import check_memory_runs
 
 MEMORY_TITLE = "kbench memory report"
 MEMORY_PLOT = "memory"
 
 
-def _check_runs(runs) -> list:
-    runs = list(runs)
-    if not runs:
-        raise ReportError(f"a memory report needs at least one run, got {runs!r}")
-    for i, run in enumerate(runs):
-        if not isinstance(run, memcheck.MemoryRun) or not run.workflows:
-            raise ReportError(f"runs[{i}] must be a kbench.memcheck.MemoryRun with workflows, "
-                              f"got {type(run).__name__}: {run!r:.80}")
-    return runs
-
-
 def run_label(i: int, run) -> str:
     """``"0: tf2.21.0 cpu-x 2026-12-03T17:52:13"``, " (baseline)" on the first."""
-    label = (f"{i}: tf{run.tf_version} {run.fingerprint.get('machine_key')} "
-             f"{run.datetime[:19]}")
-    return label + " (baseline)" if i == 0 else label
+    return f"{i}: {run.label}" + (" (baseline)" if i == 0 else "")
 
 
 def _workflows(runs) -> list[str]:
@@ -43,7 +30,7 @@ def _workflows(runs) -> list[str]:
 def memory_sections(runs: Sequence) -> list[Section]:
     """The runs, the peaks and the leak checks; each run's workflows gated against the
     first run's (memcheck.gate at MAX_PEAK_GROWTH): bold where a gate fails."""
-    runs = _check_runs(runs)
+    runs = check_memory_runs(runs, "a memory report")
     verdicts = [{v.workflow: v for v in memcheck.gate(runs[0], run)} for run in runs]
     header = ("workflow", *(str(i) + (" (baseline)" if i == 0 else "")
                             for i in range(len(runs))))
@@ -95,7 +82,7 @@ def memory_sections(runs: Sequence) -> list[Section]:
 
 def memory_plots(runs: Sequence) -> dict[str, bytes]:
     """The peaks' plot as PNG bytes, by plot name."""
-    runs = _check_runs(runs)
+    runs = check_memory_runs(runs, "a memory report")
     return {MEMORY_PLOT: figures.png(figures.memory_figure(
         runs, _workflows(runs), [run_label(i, run) for i, run in enumerate(runs)]))}
 

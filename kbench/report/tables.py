@@ -44,24 +44,40 @@ def ratio_grid(matrix) -> tuple[np.ndarray, np.ndarray]:
     return ratios, significant
 
 
-def latency_rows(matrix) -> list[tuple[int, int, Latencies]]:
-    """(key index, run index, latencies) for every cell whose record has step latencies."""
+def _present(matrix, field: str) -> list[tuple[int, int, object]]:
+    """(key index, run index, value) of every cell whose record's ``field`` is not None."""
     rows = []
     for k, key in enumerate(matrix.keys):
         for i, run in enumerate(matrix.runs):
-            latencies = run.results[key].step_latency_s
-            if latencies is not None:
-                rows.append((k, i, latencies))
+            value = getattr(run.results[key], field)
+            if value is not None:
+                rows.append((k, i, value))
     return rows
+
+
+def latency_rows(matrix) -> list[tuple[int, int, Latencies]]:
+    """(key index, run index, latencies) for every cell whose record has step latencies."""
+    return _present(matrix, "step_latency_s")
 
 
 def startup_rows(matrix) -> list[tuple[int, int, StartupSplit]]:
     """(key index, run index, startup split) for every cell whose record has one."""
-    rows = []
-    for k, key in enumerate(matrix.keys):
-        for i, run in enumerate(matrix.runs):
-            split = run.results[key].startup_split
-            if split is not None:
-                rows.append((k, i, split))
-    return rows
+    return _present(matrix, "startup_split")
 
+
+def check_memory_runs(runs, what: str) -> list:
+    """``runs`` as a list of kbench memory runs, each with workflows.
+
+    Raises:
+        ReportError: naming ``what`` needs them, and the first item that is not one.
+    """
+    from kbench import memcheck
+
+    runs = list(runs)
+    if not runs:
+        raise ReportError(f"{what} needs at least one run, got {runs!r}")
+    for i, run in enumerate(runs):
+        if not isinstance(run, memcheck.MemoryRun) or not run.workflows:
+            raise ReportError(f"runs[{i}] must be a kbench.memcheck.MemoryRun with workflows, "
+                              f"got {type(run).__name__}: {run!r:.80}")
+    return runs
