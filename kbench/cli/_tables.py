@@ -168,20 +168,23 @@ def print_startups(console: Console, matrix: compare.Matrix,
     console.print(table)
 
 
-def print_matrix(console: Console, matrix: compare.Matrix) -> None:
+def print_matrix(console: Console, matrix: compare.Matrix,
+                 startup_factor: float | None = compare.DEFAULT_MAX_STARTUP_FACTOR) -> None:
     """The run legend, the fingerprint differences, the table, the exact counters that
-    differ, the startups grown beyond the gate's default, then the warnings (stderr)."""
+    differ, the startups grown beyond ``startup_factor`` (None: not shown), then the
+    warnings (stderr)."""
     _print_runs(console, matrix)
     console.print(matrix_table(matrix))
     print_counters(console, matrix)
-    print_startups(console, matrix)
+    if startup_factor is not None:
+        print_startups(console, matrix, startup_factor)
     for warning in matrix.warnings:
         warn(warning)
 
 
 def print_gate(console: Console, result: compare.GateResult) -> None:
     """The matrix, then PASS with the allowed slowdowns, or FAIL listing the failures."""
-    print_matrix(console, result.matrix)
+    print_matrix(console, result.matrix, result.max_startup_factor)
     if result.passed:
         allowed = "/".join(_format.share(a, digits=0) for a in sorted(set(result.allowed.values())))
         console.print(f"[green]PASS[/green]: no benchmark slower than allowed ({allowed}; "

@@ -87,6 +87,7 @@ class GateResult:
 
     Attributes:
         allowed: the allowed slowdown of every benchmark, after the policy.
+        max_startup_factor: the startup gate's factor (None: startups not gated).
     """
 
     failures: tuple[GateFailure, ...]
@@ -94,6 +95,7 @@ class GateResult:
     allowed: Mapping[str, float] = dataclasses.field(default_factory=dict, repr=False)
     alpha: float = stats.DEFAULT_ALPHA
     startup_failures: tuple[StartupFailure, ...] = ()
+    max_startup_factor: float | None = DEFAULT_MAX_STARTUP_FACTOR
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "failures", tuple(self.failures))
@@ -176,7 +178,8 @@ def gate(
     return GateResult(failures=tuple(failures), matrix=matrix, allowed=allowed,
                       alpha=float(alpha),
                       startup_failures=_startup_failures(baseline, candidate, matrix.keys,
-                                                         max_startup_factor))
+                                                         max_startup_factor),
+                      max_startup_factor=max_startup_factor)
 
 
 def _startup_failures(baseline: Run, candidate: Run, keys, factor: float | None
