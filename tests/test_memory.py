@@ -54,11 +54,10 @@ def test_the_check_freezes_what_was_alive_before_it_and_leaves_nothing_frozen():
         memory.leak_check(lambda: (_ for _ in ()).throw(RuntimeError("boom")), calls=3,
                           warmup_calls=0, rss=fake_rss(itertools.count()))
     assert gc.get_freeze_count() == 0
-    gc.freeze()  # a caller's own freeze stays (objects freed by refcount leave it)
+    gc.freeze()  # a caller's own freeze stays: an unfreeze would empty it
     try:
-        frozen = gc.get_freeze_count()
         memory.leak_check(lambda: None, calls=3, warmup_calls=0, rss=fake_rss(itertools.count()))
-        assert gc.get_freeze_count() > frozen / 2
+        assert gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()
 
